@@ -1,0 +1,356 @@
+"""Adaptive elastic-net SAE (AEN-SAE), registered with sae-lens as architecture ``"aen"``.
+
+One architecture covers the four ℓ-penalised variants of method.md §2 by switches:
+
+=================  ==============  ===========
+variant            ``adaptive``     λ₂
+=================  ==============  ===========
+ℓ1 ("vanilla")     False (w̃ ≡ 1)   0
+elastic net (EN)   False (w̃ ≡ 1)   > 0
+adaptive lasso     True            0
+AEN                True            > 0
+=================  ==============  ===========
+
+Model (method.md §1), with x ∈ Rⁿ, m latents, W_enc ∈ R^{n×m} and W_dec ∈ R^{m×n} in
+sae-lens's layout (decoder atoms are the *rows* of ``W_dec``)::
+
+    h  = ReLU((x − b_dec) W_enc + b_enc)
+    x̂  = h W_dec + b_dec
+
+Objective per mini-batch of B samples, **authors' convention** (``loss_convention="authors"``)::
+
+    L = (1/(B·n)) Σ_b ‖x_b − x̂_b‖²  +  (λ₁/B) Σ_b Σ_j w̃_j |h_bj|  +  (λ₂/B) Σ_b Σ_j h_bj²
+
+sae-lens's own convention (``loss_convention="sae_lens"``) sums the MSE over the n dimensions
+instead of averaging it: ``L' = (1/B) Σ_b ‖x_b − x̂_b‖² + (λ₁'/B) Σ w̃|h| + (λ₂'/B) Σ h²``.
+The two are the same objective up to a factor n when λ' = n·λ::
+
+    L'(λ₁' = n·λ₁, λ₂' = n·λ₂) = n · L(λ₁, λ₂)
+
+so the authors' λ values (method.md grids) are used as-is with ``"authors"`` and must be
+multiplied by n (= ``d_in``) with ``"sae_lens"``. Adam is invariant to that constant factor
+except through ε and sae-lens's fixed gradient-norm clip of 1.0.
+
+Adaptive weights (constants w.r.t. the gradient), updated every training step *before* the loss:
+
+1. EMA of mean activity: ``a_j ← max(β a_j + (1−β) mean_b |h_bj|, 1e-5)``, a_j = 1 at init,
+   no bias correction.
+2. Reference scale: ``r = mean of the ⌈p·m⌉ largest a_j`` (at least one).
+3. Raw weight: ``w_j = clip((r / a_j)^γ, w_min, w_max)``.
+4. Delayed warm-up: ``w̃_j = 1 + (w_j − 1) φ(t)`` with φ(t) = 0 for t < T_w and
+   φ(t) = min(1, (t − T_w)/R) afterwards. t counts completed optimiser steps (0 at the first).
+
+Decoder normalisation (``decoder_norm``):
+
+* ``"project"`` (the authors' choice, paper configs): rows of W_dec are unit-norm at init and
+  re-projected after every optimiser step; the penalty uses h as is.
+* ``"weight_penalty"`` (sae-lens's choice): W_dec is free, and h_j is replaced by
+  h_j ‖W_dec[j]‖ in both penalties and in the EMA.
+
+Initialisation (method.md §1): PyTorch's default ``nn.Linear`` uniform init for W_enc, b_enc
+and W_dec (no tied init), b_dec = 0, decoder rows normalised to unit norm.
+
+The EMA ``a`` (buffer ``ema_activity``), the effective weights w̃ (buffer ``adaptive_weights``)
+and the step they belong to (buffer ``weights_step``) are saved with the SAE and loaded by the
+inference class, which ignores them when encoding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from typing_extensions import override
+
+from sae_lens import register_sae_class, register_sae_training_class
+from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
+from sae_lens.saes.sae import (
+    SAE,
+    SAEConfig,
+    TrainCoefficientConfig,
+    TrainingSAE,
+    TrainingSAEConfig,
+    TrainStepInput,
+    TrainStepOutput,
+)
+
+ARCHITECTURE = "aen"
+EMA_FLOOR = 1e-5
+
+
+# --------------------------------------------------------------------------- the math, once
+
+
+def reference_scale(a_M: torch.Tensor, p: float) -> torch.Tensor:
+    """r = mean of the ⌈p·m⌉ largest entries of a (at least one entry)."""
+    m = a_M.shape[-1]
+    n_top = max(1, math.ceil(p * m))
+    return a_M.topk(n_top, dim=-1).values.mean(dim=-1)
+
+
+def raw_weights(a_M: torch.Tensor, gamma: float, p: float, w_min: float, w_max: float) -> torch.Tensor:
+    """w_j = clip((r / a_j)^γ, w_min, w_max)."""
+    r = reference_scale(a_M, p)
+    return (r / a_M).pow(gamma).clamp(min=w_min, max=w_max)
+
+
+def warmup_factor(t: int, warmup_steps: int, ramp_steps: int) -> float:
+    """φ(t) = 0 for t < T_w, else min(1, (t − T_w)/R); R = 0 means a step at T_w."""
+    if t < warmup_steps:
+        return 0.0
+    if ramp_steps <= 0:
+        return 1.0
+    return min(1.0, (t - warmup_steps) / ramp_steps)
+
+
+def effective_weights(
+    a_M: torch.Tensor, t: int, *, gamma: float, p: float, w_min: float, w_max: float,
+    warmup_steps: int, ramp_steps: int,
+) -> torch.Tensor:
+    """w̃_j = 1 + (w_j − 1)·φ(t)."""
+    phi = warmup_factor(t, warmup_steps, ramp_steps)
+    if phi == 0.0:
+        return torch.ones_like(a_M)
+    return 1.0 + (raw_weights(a_M, gamma, p, w_min, w_max) - 1.0) * phi
+
+
+def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float) -> torch.Tensor:
+    """a ← max(β a + (1−β) mean_b |h_b|, 1e-5)."""
+    return (beta * a_M + (1.0 - beta) * acts_BM.abs().mean(dim=0)).clamp(min=EMA_FLOOR)
+
+
+def aen_penalties(
+    acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float, l2: float
+) -> dict[str, torch.Tensor]:
+    """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj²."""
+    return {
+        "l1_loss": l1 * (acts_BM.abs() @ w_tilde_M).mean(),
+        "l2_loss": l2 * acts_BM.pow(2).sum(dim=-1).mean(),
+    }
+
+
+def _authors_mse(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-element squared error divided by n, so sae-lens's sum over dims becomes a mean."""
+    return torch.nn.functional.mse_loss(preds, target, reduction="none") / target.shape[-1]
+
+
+def _authors_init(module: nn.Module, d_in: int, d_sae: int, dtype: torch.dtype, device: torch.device) -> None:
+    """nn.Linear default init for encoder (fan_in n) and decoder (fan_in m); unit decoder rows."""
+    enc = nn.Linear(d_in, d_sae, dtype=dtype, device=device)
+    dec = nn.Linear(d_sae, d_in, bias=False, dtype=dtype, device=device)
+    module.W_enc = nn.Parameter(enc.weight.detach().T.contiguous())  # (n, m)
+    module.b_enc = nn.Parameter(enc.bias.detach().clone())  # (m,)
+    w_dec_MN = dec.weight.detach().T.contiguous()  # (m, n)
+    module.W_dec = nn.Parameter(w_dec_MN / w_dec_MN.norm(dim=-1, keepdim=True))
+    module.b_dec = nn.Parameter(torch.zeros(d_in, dtype=dtype, device=device))
+
+
+def _register_state_buffers(module: nn.Module, d_sae: int, dtype: torch.dtype, device: torch.device) -> None:
+    module.register_buffer("ema_activity", torch.ones(d_sae, dtype=dtype, device=device))
+    module.register_buffer("adaptive_weights", torch.ones(d_sae, dtype=dtype, device=device))
+    module.register_buffer("weights_step", torch.zeros((), dtype=torch.int64, device=device))
+
+
+# --------------------------------------------------------------------------- inference class
+
+
+@dataclass
+class AENSAEConfig(SAEConfig):
+    """Inference config of the AEN family: a ReLU SAE (the penalty only matters in training)."""
+
+    @override
+    @classmethod
+    def architecture(cls) -> str:
+        return ARCHITECTURE
+
+
+class AENSAE(SAE[AENSAEConfig]):
+    """Inference AEN-SAE: h = ReLU((x − b_dec) W_enc + b_enc), x̂ = h W_dec + b_dec.
+
+    Carries the training-time adaptive state (``ema_activity``, ``adaptive_weights``,
+    ``weights_step``) so a saved SAE can be inspected; encoding does not use it.
+    """
+
+    b_enc: nn.Parameter
+
+    @override
+    def initialize_weights(self) -> None:
+        _authors_init(self, self.cfg.d_in, self.cfg.d_sae, self.dtype, self.device)
+        _register_state_buffers(self, self.cfg.d_sae, self.dtype, self.device)
+
+    @override
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        sae_in = self.process_sae_in(x)
+        hidden_pre = self.hook_sae_acts_pre(sae_in @ self.W_enc + self.b_enc)
+        return self.hook_sae_acts_post(self.activation_fn(hidden_pre))
+
+    @override
+    def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
+        sae_out = self.hook_sae_recons(feature_acts @ self.W_dec + self.b_dec)
+        sae_out = self.run_time_activation_norm_fn_out(sae_out)
+        return self.reshape_fn_out(sae_out, self.d_head)
+
+
+# --------------------------------------------------------------------------- training class
+
+
+@dataclass
+class AENTrainingSAEConfig(TrainingSAEConfig):
+    """Hyperparameters of the AEN objective, named as in method.md §2.
+
+    ``l1_coefficient`` = λ₁, ``l2_coefficient`` = λ₂, ``gamma`` = γ, ``beta`` = β, ``p`` = p,
+    ``w_min``/``w_max`` clip the raw weights, ``warmup_steps`` = T_w, ``ramp_steps`` = R.
+    """
+
+    l1_coefficient: float = 1e-3
+    l2_coefficient: float = 0.0
+    adaptive: bool = False
+    gamma: float = 1.0
+    beta: float = 0.999
+    p: float = 0.01
+    w_min: float = 0.01
+    w_max: float = 10.0
+    warmup_steps: int = 0
+    ramp_steps: int = 2000
+    decoder_norm: Literal["project", "weight_penalty"] = "project"
+    loss_convention: Literal["authors", "sae_lens"] = "authors"
+    decoder_init_norm: float | None = None
+
+    @override
+    @classmethod
+    def architecture(cls) -> str:
+        return ARCHITECTURE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problems = []
+        if self.l1_coefficient < 0:
+            problems.append(f"l1_coefficient (λ₁) must be ≥ 0, got {self.l1_coefficient}")
+        if self.l2_coefficient < 0:
+            problems.append(f"l2_coefficient (λ₂) must be ≥ 0, got {self.l2_coefficient}")
+        if not 0 < self.beta < 1:
+            problems.append(f"beta (β) must be in (0, 1), got {self.beta}")
+        if not 0 < self.p <= 1:
+            problems.append(f"p must be in (0, 1], got {self.p}")
+        if self.gamma < 0:
+            problems.append(f"gamma (γ) must be ≥ 0, got {self.gamma}")
+        if not 0 < self.w_min <= self.w_max:
+            problems.append(f"need 0 < w_min ≤ w_max, got w_min={self.w_min}, w_max={self.w_max}")
+        if self.warmup_steps < 0 or self.ramp_steps < 0:
+            problems.append(f"warmup_steps and ramp_steps must be ≥ 0, got {self.warmup_steps}, {self.ramp_steps}")
+        if self.decoder_norm not in ("project", "weight_penalty"):
+            problems.append(f"decoder_norm must be 'project' or 'weight_penalty', got {self.decoder_norm!r}")
+        if self.loss_convention not in ("authors", "sae_lens"):
+            problems.append(f"loss_convention must be 'authors' or 'sae_lens', got {self.loss_convention!r}")
+        if self.decoder_init_norm is not None:
+            problems.append("decoder_init_norm must be None: AEN uses the authors' init (method.md §1)")
+        if problems:
+            raise ValueError("invalid AEN config: " + "; ".join(problems))
+
+
+class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
+    """Training AEN-SAE. The whole objective lives in :meth:`calculate_aux_loss` and the MSE
+    convention in ``mse_loss_fn``; see the module docstring for the math."""
+
+    b_enc: nn.Parameter
+    ema_activity: torch.Tensor
+    adaptive_weights: torch.Tensor
+    weights_step: torch.Tensor
+
+    def __init__(self, cfg: AENTrainingSAEConfig, use_error_term: bool = False):
+        super().__init__(cfg, use_error_term)
+        if cfg.loss_convention == "authors":
+            self.mse_loss_fn = _authors_mse
+
+    @override
+    def initialize_weights(self) -> None:
+        _authors_init(self, self.cfg.d_in, self.cfg.d_sae, self.dtype, self.device)
+        _register_state_buffers(self, self.cfg.d_sae, self.dtype, self.device)
+
+    @override
+    def get_coefficients(self) -> dict[str, float | TrainCoefficientConfig]:
+        return {"l1": self.cfg.l1_coefficient, "l2": self.cfg.l2_coefficient}
+
+    @override
+    def encode_with_hidden_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sae_in = self.process_sae_in(x)
+        hidden_pre = self.hook_sae_acts_pre(sae_in @ self.W_enc + self.b_enc)
+        return self.hook_sae_acts_post(self.activation_fn(hidden_pre)), hidden_pre
+
+    @torch.no_grad()
+    def project_decoder(self) -> None:
+        """Re-project decoder atoms (rows of W_dec) to unit ℓ2 norm; no-op for weight_penalty."""
+        if self.cfg.decoder_norm == "project":
+            self.W_dec.data /= self.W_dec.data.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+    def post_optimizer_step(self) -> None:
+        """Called by aenbench's trainer after every optimiser step (method.md §1)."""
+        self.project_decoder()
+
+    def penalised_acts(self, feature_acts_BM: torch.Tensor) -> torch.Tensor:
+        """h under ``project``; h_j ‖W_dec[j]‖ under ``weight_penalty``."""
+        if self.cfg.decoder_norm == "weight_penalty":
+            return feature_acts_BM * self.W_dec.norm(dim=-1)
+        return feature_acts_BM
+
+    @torch.no_grad()
+    def update_adaptive_state(self, acts_BM: torch.Tensor, t: int) -> torch.Tensor:
+        """EMA update then w̃ for step t (w̃ ≡ 1 when ``adaptive`` is off; the EMA is still kept
+        so the weight histogram of a non-adaptive run can be inspected)."""
+        cfg = self.cfg
+        self.ema_activity.copy_(update_ema(self.ema_activity, acts_BM, cfg.beta))
+        if cfg.adaptive:
+            w_tilde = effective_weights(
+                self.ema_activity, t, gamma=cfg.gamma, p=cfg.p, w_min=cfg.w_min,
+                w_max=cfg.w_max, warmup_steps=cfg.warmup_steps, ramp_steps=cfg.ramp_steps,
+            )
+            self.adaptive_weights.copy_(w_tilde)
+        self.weights_step.fill_(t)
+        return self.adaptive_weights
+
+    @override
+    def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
+        # Keeps the authors' order even when driven by a plain sae-lens SAETrainer that has no
+        # post-step hook: the loss is always computed with unit-norm decoder rows.
+        self.project_decoder()
+        return super().training_forward_pass(step_input)
+
+    @override
+    def calculate_aux_loss(
+        self,
+        step_input: TrainStepInput,
+        feature_acts: torch.Tensor,
+        hidden_pre: torch.Tensor,
+        sae_out: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        acts_BM = self.penalised_acts(feature_acts)
+        w_tilde_M = self.update_adaptive_state(acts_BM.detach(), step_input.n_training_steps)
+        return aen_penalties(
+            acts_BM, w_tilde_M, step_input.coefficients["l1"], step_input.coefficients["l2"]
+        )
+
+    def weight_summary(self) -> dict[str, Any]:
+        """Histogram-style summary of w̃: share pinned at w_min / w_max (method.md §4 note)."""
+        cfg = self.cfg
+        w = raw_weights(self.ema_activity, cfg.gamma, cfg.p, cfg.w_min, cfg.w_max)
+        tol = 1e-6
+        return {
+            "pct_w_at_min": 100.0 * (w <= cfg.w_min * (1 + tol)).float().mean().item(),
+            "pct_w_at_max": 100.0 * (w >= cfg.w_max * (1 - tol)).float().mean().item(),
+            "w_tilde_mean": self.adaptive_weights.mean().item(),
+            "ema_median": self.ema_activity.median().item(),
+        }
+
+
+def register() -> None:
+    """Register ``aen`` with both sae-lens registries (idempotent for re-imports)."""
+    if ARCHITECTURE not in SAE_CLASS_REGISTRY:
+        register_sae_class(ARCHITECTURE, AENSAE, AENSAEConfig)
+    if ARCHITECTURE not in SAE_TRAINING_CLASS_REGISTRY:
+        register_sae_training_class(ARCHITECTURE, AENTrainingSAE, AENTrainingSAEConfig)
+
+
+register()

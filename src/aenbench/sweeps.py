@@ -1,0 +1,46 @@
+"""Sweep tables: a family's grid × seeds as a pandas DataFrame, one row per SAE run.
+
+The Snakefile wraps each table in a ``snakemake.utils.Paramspace`` whose instance patterns
+(``l1_coefficient~0.005_seed~0``) name the run folders; this module holds the parts that do not
+need Snakemake so the library and its tests can use them too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pandas as pd
+
+
+def family_table(family: dict[str, Any], seeds: list[int]) -> pd.DataFrame:
+    """Cartesian product of ``family['grid']`` (in the listed order) with ``seeds``."""
+    grid: dict[str, list[Any]] = family.get("grid", {}) or {}
+    names = list(grid)
+    rows = [
+        {**dict(zip(names, values)), "seed": seed}
+        for values in itertools.product(*(grid[n] for n in names))
+        for seed in seeds
+    ]
+    return pd.DataFrame(rows, columns=[*names, "seed"])
+
+
+def run_hyperparameters(
+    family: dict[str, Any], row: dict[str, Any], arch_defaults: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Architecture defaults, then the family's fixed values, then the row's swept values."""
+    params = dict(arch_defaults.get(family["architecture"], {}))
+    params.update(family.get("fixed", {}) or {})
+    params.update({k: _plain(v) for k, v in row.items() if k != "seed"})
+    return params
+
+
+def params_label(row: dict[str, Any]) -> str:
+    """Short human label of the swept values, e.g. ``l1=0.005 l2=0.0001``."""
+    short = {"l1_coefficient": "l1", "l2_coefficient": "l2", "aux_loss_coefficient": "aux"}
+    return " ".join(f"{short.get(k, k)}={_plain(v)}" for k, v in row.items() if k != "seed")
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars from a DataFrame row → plain Python values (JSON-able, dataclass-friendly)."""
+    return v.item() if hasattr(v, "item") else v

@@ -1,0 +1,85 @@
+# Config validation and the helpers every stage uses.
+import importlib.util
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import Paramspace, validate
+
+
+def _light_module(name):
+    """Load src/aenbench/<name>.py without running aenbench/__init__ (which imports sae-lens,
+    ~6 s), so that planning the DAG (`snakemake -n`) stays fast."""
+    path = Path(workflow.basedir) / "src" / "aenbench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_aenbench_light_{name}", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+family_table = _light_module("sweeps").family_table
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _check_config_consistency(cfg):
+    """What the schema cannot express; each error names the field and the fix."""
+    problems = []
+    syn = cfg["synthetic"]
+    for name in syn["families"]:
+        if name not in cfg["families"]:
+            problems.append(
+                f"synthetic.families lists {name!r}, which is not defined under families "
+                f"(defined: {', '.join(cfg['families'])})"
+            )
+    train = syn["train"]
+    if train["dead_window_steps"] > train["steps"]:
+        problems.append(
+            f"synthetic.train.dead_window_steps={train['dead_window_steps']} exceeds "
+            f"synthetic.train.steps={train['steps']}; use a window ≤ steps"
+        )
+    if syn["k"] > syn["m"]:
+        problems.append(f"synthetic.k={syn['k']} exceeds synthetic.m={syn['m']}; need k ≤ m")
+    lo, hi = syn["magnitude"]
+    if lo > hi:
+        problems.append(f"synthetic.magnitude={syn['magnitude']}: need low ≤ high")
+    if problems:
+        raise WorkflowError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+_check_config_consistency(config)
+
+SYN = config["synthetic"]
+SYN_DATASETS = {f"rho{rho}": rho for rho in SYN["rhos"]}
+SYN_FAMILIES = SYN["families"]
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(d) for d in SYN_DATASETS),
+    family="|".join(re.escape(f) for f in config["families"]),
+
+
+def family_paramspace(family):
+    """The sweep of one family as a Paramspace: one row per SAE, named by its values."""
+    table = family_table(config["families"][family], SYN["train"]["seeds"])
+    return Paramspace(table, filename_params="*")
+
+
+def family_runs(family):
+    """(run folder name, swept values) for every SAE of ``family``."""
+    space = family_paramspace(family)
+    return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
+
+
+def synthetic_spec(dataset):
+    return {
+        "dataset": dataset,
+        "n": SYN["n"],
+        "m": SYN["m"],
+        "k": SYN["k"],
+        "rho": SYN_DATASETS[dataset],
+        "dictionary_seed": SYN["dictionary_seed"],
+        "magnitude": SYN["magnitude"],
+        "n_diagnostic_supports": SYN["n_diagnostic_supports"],
+    }
