@@ -89,10 +89,13 @@ def sparsity_metrics(acts_BM: torch.Tensor) -> dict[str, float]:
     }
 
 
+def _unit_rows(a: torch.Tensor) -> torch.Tensor:
+    a = a.double()
+    return a / a.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
 def abs_cosine(a_MN: torch.Tensor, b_KN: torch.Tensor) -> torch.Tensor:
-    a = a_MN.double() / a_MN.double().norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    b = b_KN.double() / b_KN.double().norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    return (a @ b.T).abs()
+    return (_unit_rows(a_MN) @ _unit_rows(b_KN).T).abs()
 
 
 def hungarian_match(learned_MN: torch.Tensor, true_KN: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -108,11 +111,11 @@ def dictionary_metrics(learned_MN: torch.Tensor, true_KN: torch.Tensor) -> tuple
     rows, cols, cos_MK = hungarian_match(learned_MN, true_KN)
     true_of_latent = np.full(learned_MN.shape[0], -1, dtype=np.int64)
     true_of_latent[rows] = cols
-    learned_unit = learned_MN.double() / learned_MN.double().norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    signs = torch.sign((learned_unit[rows] * true_KN.double()[cols]).sum(-1))
-    aligned = torch.zeros_like(true_KN, dtype=torch.float64)
+    learned_unit, true_unit = _unit_rows(learned_MN), _unit_rows(true_KN)
+    signs = torch.sign((learned_unit[rows] * true_unit[cols]).sum(-1))
+    aligned = torch.zeros_like(true_unit)
     aligned[cols] = learned_unit[rows] * signs[:, None]
-    frob = (true_KN.double() - aligned).norm() / true_KN.shape[0] ** 0.5
+    frob = (true_unit - aligned).norm() / true_KN.shape[0] ** 0.5
     return {
         "MCC": cos_MK[rows, cols].mean().item(),
         "MMCS": cos_MK.max(dim=0).values.mean().item(),

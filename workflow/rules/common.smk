@@ -18,9 +18,15 @@ def _light_module(name):
 
 
 family_table = _light_module("sweeps").family_table
+_configcheck = _light_module("configcheck")
+_SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
-
-validate(config, schema="../schemas/config.schema.yaml")
+# Report every violation at once, each naming the field, its value and what is allowed;
+# then let Snakemake's own validation fill in the schema defaults.
+_schema_problems = _configcheck.schema_errors(config, _configcheck.load_schema(_SCHEMA))
+if _schema_problems:
+    raise WorkflowError("invalid config:\n  - " + "\n  - ".join(_schema_problems))
+validate(config, schema=_SCHEMA)
 
 
 def _check_config_consistency(cfg):

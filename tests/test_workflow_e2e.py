@@ -1,0 +1,101 @@
+"""End-to-end: `snakemake figures/all` on the smoke config in a temporary directory."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(repo_root, workdir, *args, timeout=600):
+    # targets go before --configfile, which takes several values
+    cmd = [sys.executable, "-m", "snakemake", *args, "-s", os.path.join(repo_root, "Snakefile"), "-d", str(workdir),
+           "--configfile", os.path.join(repo_root, "configs", "smoke.yaml")]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(repo_root, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(repo_root, workdir, "figures/all", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return workdir
+
+
+def expected_rows(repo_root):
+    with open(os.path.join(repo_root, "configs", "smoke.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    syn = cfg["synthetic"]
+    per_dataset = 0
+    for name in syn["families"]:
+        n = len(syn["train"]["seeds"])
+        for values in cfg["families"][name].get("grid", {}).values():
+            n *= len(values)
+        per_dataset += n
+    return per_dataset * len(syn["rhos"]), cfg
+
+
+def test_leaderboard_has_expected_rows_and_sane_metrics(smoke_run, repo_root):
+    df = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
+    n_rows, cfg = expected_rows(repo_root)
+    assert len(df) == n_rows
+    required = ["track", "dataset", "family", "architecture", "params", "seed", "L0", "dead_pct", "EV", "MSE",
+                "shrinkage", "MCC", "support_f1", "train_seconds", "sae_lens_version", "git_commit"]
+    assert set(required) <= set(df.columns)
+    assert set(df["family"]) == set(cfg["synthetic"]["families"])
+    assert set(df["dataset"]) == {f"rho{r}" for r in cfg["synthetic"]["rhos"]}
+    for col in ["L0", "dead_pct", "EV", "MSE", "shrinkage", "MCC", "support_f1", "train_seconds"]:
+        assert df[col].map(math.isfinite).all(), col
+    assert df["dead_pct"].between(0, 100).all()
+    assert (df["EV"] <= 1.0).all() and (df["MSE"] >= 0).all()
+    assert df["MCC"].between(0, 1).all() and df["support_f1"].between(0, 1).all()
+    assert (df["L0"] >= 0).all() and (df["L0"] <= cfg["synthetic"]["m"]).all()
+    topk = df[df["architecture"] == "topk"]
+    assert (topk["L0"].round(6) == topk["hp_k"]).all()  # TopK fires exactly k latents
+    assert (df["sae_lens_version"].astype(str).str.startswith("6.54")).all()
+    assert df["samples_seen"].eq(cfg["synthetic"]["train"]["steps"] * cfg["synthetic"]["train"]["batch_size"]).all()
+
+
+def test_figure_and_manifest_exist(smoke_run):
+    png = smoke_run / "figures" / "synthetic_dead_ev_vs_l0.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+    manifest = (smoke_run / "figures" / "all").read_text()
+    assert "figures/synthetic_dead_ev_vs_l0.png" in manifest and "results/leaderboard.csv" in manifest
+
+
+def test_per_sae_outputs_are_saebench_shaped_and_loadable(smoke_run):
+    import json
+
+    import aenbench  # noqa: F401
+    import sae_lens
+
+    metrics = sorted(Path(smoke_run, "results", "synthetic").rglob("metrics.json"))
+    assert metrics
+    record = json.loads(metrics[0].read_text())
+    for key in ("eval_type_id", "eval_config", "eval_result_metrics", "sae_cfg_dict"):
+        assert key in record
+    assert record["eval_config"]["dead_window_tokens"] > 0
+    assert all(isinstance(v, dict) for v in record["eval_result_metrics"].values())
+    sae = sae_lens.SAE.load_from_disk(str(metrics[0].parent / "sae"))
+    assert sae.cfg.d_sae == record["sae_cfg_dict"]["d_sae"]
+
+
+def test_no_op_rerun_does_nothing(smoke_run, repo_root):
+    before = (smoke_run / "results" / "leaderboard.csv").read_bytes()
+    proc = snakemake(repo_root, smoke_run, "-n", "figures/all", "--cores", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert (smoke_run / "results" / "leaderboard.csv").read_bytes() == before
+
+
+def test_lint_is_clean(repo_root, tmp_path):
+    proc = snakemake(repo_root, tmp_path, "--lint")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Congratulations" in proc.stdout + proc.stderr
