@@ -17,8 +17,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "install: CUDA present, installing torch with CUDA"
     "${pip[@]}" "torch>=2.4,<2.15"
-  elif "${pip[@]}" --no-index torch==2.13.0 2>/dev/null; then
-    echo "install: torch 2.13.0 CPU wheel from the local wheel folder"
+  elif "${pip[@]}" --no-deps --no-index torch==2.13.0 2>/dev/null; then
+    # a CPU wheel lies in pip's local wheel folder (find-links): torch alone from there, then its deps
+    "${pip[@]}" torch==2.13.0
+    echo "install: torch $(.venv/bin/python -c 'import torch; print(torch.__version__)') from the local wheel folder"
   else
     echo "install: no CUDA, installing the CPU wheel of torch 2.13.0"
     "${pip[@]}" torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
