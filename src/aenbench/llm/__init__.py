@@ -1,0 +1,1 @@
+"""LLM track: offline model and corpus, harvesting, training from shards, downstream evaluation."""

@@ -1,0 +1,164 @@
+"""The LLM track's job functions: resources → harvest → one family of SAEs → metric JSONs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from sae_lens import SAE
+from tqdm.auto import tqdm
+
+from aenbench.io import atomic_dir, write_json
+from aenbench.llm.evaluate import activation_metrics, downstream_metrics
+from aenbench.llm.harvest import activation_stream, load_manifest, load_split, normalise
+from aenbench.records import make_record
+from aenbench.sweeps import params_label, run_hyperparameters
+from aenbench.training import build_training_sae, resolve_device, train_sae
+
+log = logging.getLogger(__name__)
+
+EVAL_TYPE_ID = "aenbench_llm"
+
+
+def dataset_name(model: str, hook: str) -> str:
+    return f"{model}:{hook}"
+
+
+def train_family(
+    *,
+    acts_dir: str | Path,
+    out_dir: str | Path,
+    family_name: str,
+    family: dict[str, Any],
+    runs: list[tuple[str, dict[str, Any]]],
+    llm: dict[str, Any],
+    resources_dir: str | Path = "resources",
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """Train every run of one family on the harvested shards, then evaluate all of them,
+    sharing the clean and ablated model passes of the downstream evaluation."""
+    from aenbench.llm.models import load_model
+
+    device = resolve_device(device)
+    train, ev = llm["train"], llm["eval"]
+    manifest = load_manifest(acts_dir)
+    d = manifest["d"]
+    dataset = dataset_name(manifest["model"], manifest["hook"])
+    eval_x = normalise(load_split(acts_dir, "eval")["acts"])
+    trained = []
+    with atomic_dir(out_dir) as tmp_dir:
+        for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
+            params = run_hyperparameters(family, row, llm.get("arch_defaults", {}))
+            seed = int(row["seed"])
+            sae = build_training_sae(family["architecture"], d, llm["width"], params, seed, device)
+            stream = activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"])
+            res = train_sae(
+                sae, stream, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
+                dead_window_steps=train["dead_window_steps"],
+                auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
+            )
+            groups = activation_metrics(sae, eval_x)
+            groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
+            groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * train["batch_size"]
+            if hasattr(sae, "weight_summary"):
+                groups["adaptive"] = sae.weight_summary()
+            # The saved SAE normalises its input to norm √d and undoes it on the output, so any
+            # splice (ours, sae-lens's run_evals) sees the training normalisation.
+            sae.cfg.normalize_activations = "constant_norm_rescale"
+            sae.cfg.metadata.hook_name = manifest["hook"]
+            sae.cfg.metadata.model_name = manifest["hub_name"]
+            sae.cfg.metadata.context_size = manifest["context_size"]
+            sae.cfg.metadata.prepend_bos = False
+            sae.save_inference_model(str(tmp_dir / run_id / "sae"))
+            trained.append((run_id, row, params, seed, res, groups, sae.cfg.to_dict()))
+            log.info("%s %s: L0=%.1f dead=%.1f%% EV=%.3f (%.0fs)", family_name, run_id,
+                     groups["sparsity"]["L0"], groups["sparsity"]["dead_pct"],
+                     groups["reconstruction"]["EV"], res.seconds)
+
+        loaded = load_model(manifest["model"], resources_dir, device=device)
+        tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][: ev["ce_contexts"]].long()
+        mean_D = load_file(str(Path(acts_dir) / "stats.safetensors"))["mean"]
+        saes = {run_id: SAE.load_from_disk(str(tmp_dir / run_id / "sae"), device=device) for run_id, *_ in trained}
+        down = downstream_metrics(loaded.bridge, saes, manifest["hook"], tokens.to(device),
+                                  manifest["separator_token_id"], mean_D.to(device), ev["batch_contexts"])
+        records = []
+        for run_id, row, params, seed, res, groups, cfg_dict in trained:
+            groups["downstream"] = down[run_id]
+            record = make_record(
+                eval_type_id=EVAL_TYPE_ID,
+                eval_config={
+                    "n_eval_tokens": len(eval_x),
+                    "ce_contexts": int(len(tokens)),
+                    "context_size": manifest["context_size"],
+                    "dead_window_steps": res.dead_window_steps,
+                    "dead_window_tokens": res.dead_window_steps * train["batch_size"],
+                    "normalisation": "per-token sqrt(d); the splice normalises and inverts",
+                    "splice_positions": "all but position 0 and separators",
+                },
+                eval_id=f"{dataset}/{family_name}/{run_id}",
+                groups=groups,
+                sae_cfg=cfg_dict,
+                run_id=run_id,
+                run={
+                    "track": "llm",
+                    "dataset": dataset,
+                    "family": family_name,
+                    "architecture": family["architecture"],
+                    "params": params_label(row),
+                    "hyperparameters": params,
+                    "seed": seed,
+                    "steps": res.steps,
+                    "batch_size": train["batch_size"],
+                    "lr": train["lr"],
+                    "samples_seen": res.steps * train["batch_size"],
+                    "train_seconds": res.seconds,
+                    "device": device,
+                    "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")},
+                },
+            )
+            write_json(tmp_dir / run_id / "metrics.json", record)
+            records.append(record)
+    return records
+
+
+def crosscheck_with_sae_lens(
+    sae_dir: str | Path, acts_dir: str | Path, resources_dir: str | Path, n_contexts: int, device: str = "cpu"
+) -> dict[str, float]:
+    """CE-loss score of one saved SAE by our code (in sae-lens's convention) and by
+    ``sae_lens.evals.run_evals`` on the same contexts."""
+    from datasets import Dataset
+    from sae_lens.evals import EvalConfig, run_evals
+    from sae_lens.training.activation_scaler import ActivationScaler
+    from sae_lens.training.activations_store import ActivationsStore
+    from sae_lens.util import get_special_token_ids
+
+    from aenbench.llm.models import load_model
+
+    manifest = load_manifest(acts_dir)
+    loaded = load_model(manifest["model"], resources_dir, device=device)
+    sae = SAE.load_from_disk(str(sae_dir), device=device)
+    tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][:n_contexts].long()
+    special = sorted(get_special_token_ids(loaded.tokenizer))
+    ours = downstream_metrics(loaded.bridge, {"sae": sae}, manifest["hook"], tokens, manifest["separator_token_id"],
+                              torch.zeros(manifest["d"]), batch_contexts=n_contexts,
+                              sae_lens_convention=True, special_ids=special)["sae"]
+    store = ActivationsStore(
+        model=loaded.bridge, dataset=Dataset.from_dict({"input_ids": tokens.tolist()}), streaming=False,
+        hook_name=manifest["hook"], hook_head_index=None, context_size=manifest["context_size"],
+        d_in=manifest["d"], n_batches_in_buffer=2, total_training_tokens=tokens.numel(),
+        store_batch_size_prompts=n_contexts, train_batch_size_tokens=tokens.numel(), prepend_bos=False,
+        normalize_activations="none", device=torch.device(device), dtype="float32",
+    )
+    cfg = EvalConfig(batch_size_prompts=n_contexts, n_eval_reconstruction_batches=1, compute_ce_loss=True,
+                     compute_kl=True, n_eval_sparsity_variance_batches=0, compute_l2_norms=False,
+                     compute_sparsity_metrics=False, compute_variance_metrics=False)
+    theirs, _ = run_evals(sae, store, loaded.bridge, ActivationScaler(), cfg, exclude_special_tokens=special)
+    return {
+        "ours_ce_loss_score": ours["ce_recovered_zero"],
+        "sae_lens_ce_loss_score": theirs["model_performance_preservation"]["ce_loss_score"],
+        "ours_kl_with_sae": ours["kl_with_sae"],
+        "sae_lens_kl_div_with_sae": theirs["model_behavior_preservation"]["kl_div_with_sae"],
+    }
