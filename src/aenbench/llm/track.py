@@ -128,31 +128,39 @@ def crosscheck_with_sae_lens(
     sae_dir: str | Path, acts_dir: str | Path, resources_dir: str | Path, n_contexts: int, device: str = "cpu"
 ) -> dict[str, float]:
     """CE-loss score of one saved SAE by our code (in sae-lens's convention) and by
-    ``sae_lens.evals.run_evals`` on the same contexts."""
-    from datasets import Dataset
-    from sae_lens.evals import EvalConfig, run_evals
-    from sae_lens.training.activation_scaler import ActivationScaler
-    from sae_lens.training.activations_store import ActivationsStore
-    from sae_lens.util import get_special_token_ids
-
+    ``sae_lens.evals.run_evals`` on the same eval contexts."""
     from aenbench.llm.models import load_model
 
     manifest = load_manifest(acts_dir)
     loaded = load_model(manifest["model"], resources_dir, device=device)
     sae = SAE.load_from_disk(str(sae_dir), device=device)
     tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][:n_contexts].long()
+    return crosscheck_ce(loaded, sae, tokens, manifest["hook"], manifest["separator_token_id"], device)
+
+
+def crosscheck_ce(loaded: Any, sae: Any, tokens_BT: torch.Tensor, hook: str, separator_id: int,
+                  device: str = "cpu") -> dict[str, float]:
+    """Our ``downstream_metrics`` in sae-lens's convention against ``sae_lens.evals.run_evals``."""
+    from datasets import Dataset
+    from sae_lens.evals import EvalConfig, run_evals
+    from sae_lens.training.activation_scaler import ActivationScaler
+    from sae_lens.training.activations_store import ActivationsStore
+    from sae_lens.util import get_special_token_ids
+
+    n_ctx, ctx_len = tokens_BT.shape
     special = sorted(get_special_token_ids(loaded.tokenizer))
-    ours = downstream_metrics(loaded.bridge, {"sae": sae}, manifest["hook"], tokens, manifest["separator_token_id"],
-                              torch.zeros(manifest["d"]), batch_contexts=n_contexts,
+    ours = downstream_metrics(loaded.bridge, {"sae": sae}, hook, tokens_BT, separator_id,
+                              torch.zeros(sae.cfg.d_in), batch_contexts=n_ctx,
                               sae_lens_convention=True, special_ids=special)["sae"]
     store = ActivationsStore(
-        model=loaded.bridge, dataset=Dataset.from_dict({"input_ids": tokens.tolist()}), streaming=False,
-        hook_name=manifest["hook"], hook_head_index=None, context_size=manifest["context_size"],
-        d_in=manifest["d"], n_batches_in_buffer=2, total_training_tokens=tokens.numel(),
-        store_batch_size_prompts=n_contexts, train_batch_size_tokens=tokens.numel(), prepend_bos=False,
-        normalize_activations="none", device=torch.device(device), dtype="float32",
+        model=loaded.bridge, dataset=Dataset.from_dict({"input_ids": tokens_BT.tolist()}), streaming=False,
+        hook_name=hook, hook_head_index=None, context_size=ctx_len, d_in=sae.cfg.d_in, n_batches_in_buffer=2,
+        total_training_tokens=tokens_BT.numel(), store_batch_size_prompts=n_ctx,
+        train_batch_size_tokens=tokens_BT.numel(), prepend_bos=False, normalize_activations="none",
+        device=torch.device(device), dtype="float32",
     )
-    cfg = EvalConfig(batch_size_prompts=n_contexts, n_eval_reconstruction_batches=1, compute_ce_loss=True,
+    sae.cfg.metadata.hook_name = hook
+    cfg = EvalConfig(batch_size_prompts=n_ctx, n_eval_reconstruction_batches=1, compute_ce_loss=True,
                      compute_kl=True, n_eval_sparsity_variance_batches=0, compute_l2_norms=False,
                      compute_sparsity_metrics=False, compute_variance_metrics=False)
     theirs, _ = run_evals(sae, store, loaded.bridge, ActivationScaler(), cfg, exclude_special_tokens=special)
