@@ -66,22 +66,25 @@ def iter_corpus(corpus: str, resources_dir: str | Path = "resources") -> Iterato
 
 
 def pack_contexts(
-    token_docs: Iterable[list[int]], context_size: int, separator_id: int, n_contexts: int, seed: int
+    docs: list[Any], context_size: int, separator_id: int, n_contexts: int, seed: int,
+    encode: Any = None,
 ) -> torch.Tensor:
-    """Shuffle documents, join them with ``separator_id`` and cut ``n_contexts`` contexts."""
-    docs = list(token_docs)
-    random.Random(seed).shuffle(docs)
+    """Shuffle documents with ``seed``, join them with ``separator_id`` and cut ``n_contexts``
+    contexts. ``docs`` are token lists, or texts when ``encode`` (text → token ids) is given;
+    documents are encoded lazily, only until enough tokens are collected."""
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
     need = n_contexts * context_size
     stream: list[int] = []
-    for doc in docs:
-        stream.extend(doc)
+    for i in order:
+        stream.extend(encode(docs[i]) if encode is not None else docs[i])
         stream.append(separator_id)
         if len(stream) >= need:
             break
     if len(stream) < need:
         raise ValueError(
             f"the corpus has {len(stream)} tokens, fewer than the {need} asked for "
-            f"({n_contexts} contexts × {context_size}); lower llm.harvest tokens or add text"
+            f"({n_contexts} contexts × {context_size}); lower llm.harvest train_contexts or add text"
         )
     return torch.tensor(stream[:need], dtype=torch.long).view(n_contexts, context_size)
 
@@ -150,8 +153,8 @@ def harvest(
     layer = hook_layer(spec.hook)
     n_ctx = spec.n_train_contexts + spec.n_eval_contexts
     texts = list(iter_corpus(spec.corpus, resources_dir))
-    token_docs = (tok(t, add_special_tokens=False).input_ids for t in texts)
-    contexts = pack_contexts(token_docs, spec.context_size, sep, n_ctx, spec.seed)
+    contexts = pack_contexts(texts, spec.context_size, sep, n_ctx, spec.seed,
+                             encode=lambda t: tok(t, add_special_tokens=False).input_ids)
     splits = {"train": contexts[: spec.n_train_contexts], "eval": contexts[spec.n_train_contexts:]}
     dtype = DTYPES[spec.dtype]
     write_with(out_dir / "eval_contexts.safetensors",
