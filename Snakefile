@@ -13,7 +13,20 @@ if not config:
     configfile: "configs/default.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/leaderboard.smk"
+include: "workflow/rules/provenance.smk"
 include: "workflow/rules/figures.smk"
+
+
+# the default target: `snakemake --cores all` and `snakemake --report report.html` use it
+rule all:
+    input:
+        "figures/all",
+    default_target: True
+    localrule: True

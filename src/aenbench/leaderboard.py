@@ -1,25 +1,80 @@
 """The leaderboard: derived from the per-SAE metric JSONs, never appended to.
 
 Every build reads all ``metrics.json`` files it is given and rewrites the CSV atomically, so a
-rerun cannot duplicate rows and a removed run's row disappears with its folder.
+rerun cannot duplicate rows and a removed run's row disappears with its folder (or with its
+family, when the family is dropped from the config: only the configured run folders are read).
+
+Rows (one per SAE and seed, plus the paper's reference rows):
+
+* ``source = ours``: one row per ``metrics.json``; ``kind`` is ``family`` for the configured
+  families and ``variant`` for the entries of the config's ``variants:``. Wall time and peak
+  memory come from the Snakemake ``benchmark:`` file of the job that trained the SAE. One job
+  trains a whole family on one dataset, so ``job_wall_s`` / ``job_max_rss_mb`` describe that
+  job (``job_n_saes`` SAEs), not one SAE; ``train_seconds`` is the SAE's own training loop.
+* ``source = paper``: the authors' numbers from ``results/reference/paper/*.csv`` (copies of the
+  spec's tables), described by ``results/reference/paper/sources.yaml``.
+
+Imports nothing heavy (pandas, yaml), so the CLI can use it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
+import yaml
 
-from aenbench.io import write_with
+from aenbench.io import write_text, write_with
 
 KEY_COLUMNS = ["track", "dataset", "family", "architecture", "params", "seed"]
+SORT_COLUMNS = ["source", *KEY_COLUMNS]
 REQUIRED_COLUMNS = [
     *KEY_COLUMNS,
     "L0", "dead_pct", "EV", "MSE", "shrinkage", "MCC", "support_f1",
     "train_seconds", "sae_lens_version", "git_commit",
 ]
+PROVENANCE_COLUMNS = [
+    "source", "kind", "n_seeds", "samples_seen", "steps", "batch_size",
+    "job_wall_s", "job_max_rss_mb", "job_cpu_s", "job_n_saes",
+]
+
+# Meaning of every non-metric column (metric meanings live in aenbench.metrics.METRICS).
+COLUMNS: dict[str, str] = {
+    "track": "synthetic (spiked teacher) or llm",
+    "dataset": "synthetic: rho<ρ> (coherence of the spiked teacher); llm: model/hook",
+    "family": "family or variant name from the config (paper rows: the paper's model name)",
+    "architecture": "sae-lens architecture the SAE was trained as (empty for paper rows)",
+    "params": "short label of the swept hyperparameters",
+    "seed": "training seed (empty for paper rows that are means over seeds)",
+    "source": "ours (trained by this workflow) or paper (the authors' reference numbers)",
+    "kind": "family (a leaderboard family) or variant (an entry of the config's variants:)",
+    "n_seeds": "seeds behind the row (1 for ours: one row per seed)",
+    "samples_seen": "training samples (synthetic) or tokens (llm) seen: steps × batch_size",
+    "steps": "optimiser steps",
+    "batch_size": "samples (tokens) per step",
+    "train_seconds": "wall time of this SAE's training loop (seconds)",
+    "job_wall_s": "wall time of the Snakemake job that trained this SAE (its benchmark file); one job trains job_n_saes SAEs",
+    "job_max_rss_mb": "peak resident memory (MB) of that job (its benchmark file): an upper bound for each SAE in it",
+    "job_cpu_s": "CPU time (seconds) of that job",
+    "job_n_saes": "number of SAEs trained by that job",
+    "job_benchmark": "the Snakemake benchmark file job_* come from",
+    "sae_lens_version": "sae-lens version used for training",
+    "git_commit": "aenbench commit the SAE was trained from (-dirty: with uncommitted changes)",
+    "teacher_n": "synthetic: input dimension n of the spiked teacher",
+    "teacher_m": "synthetic: number of teacher atoms m (= SAE width)",
+    "teacher_k": "synthetic: active atoms per sample k",
+    "hp_*": "one column per hyperparameter of the run (architecture defaults, fixed and swept values)",
+    "*_min, *_max": "paper rows averaged over seeds: min and max over the seeds",
+    "target_L0": "paper LLM rows: the target L0 the row was selected for",
+    "metrics_path": "the per-SAE SAEBench-style JSON the row was read from",
+    "reference_file": "paper rows: the reference table the row was read from",
+}
+
+
+# --------------------------------------------------------------------------- our rows
 
 
 def find_metric_files(roots: Iterable[str | Path]) -> list[Path]:
@@ -30,7 +85,7 @@ def find_metric_files(roots: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def row_from_record(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+def row_from_record(record: dict[str, Any], path: Path | None = None, kind: str = "family") -> dict[str, Any]:
     run = record["run"]
     row: dict[str, Any] = {
         "track": run["track"],
@@ -42,41 +97,202 @@ def row_from_record(record: dict[str, Any], path: Path | None = None) -> dict[st
     }
     for group in record["eval_result_metrics"].values():
         row.update(group)
+    versions = run.get("versions", {})
     row.update({
-        "samples_seen": run["samples_seen"],
-        "steps": run["steps"],
-        "train_seconds": run["train_seconds"],
-        "sae_lens_version": record["sae_lens_version"],
-        "git_commit": run["git_commit"],
-        "torch_version": run["versions"]["torch"],
-        "device": run["device"],
         "source": "ours",
+        "kind": kind,
+        "n_seeds": 1,
+        "samples_seen": run.get("samples_seen", run.get("tokens_seen")),
+        "steps": run.get("steps"),
+        "batch_size": run.get("batch_size"),
+        "train_seconds": run.get("train_seconds"),
+        "sae_lens_version": record.get("sae_lens_version", versions.get("sae_lens")),
+        "git_commit": run.get("git_commit"),
+        "torch_version": versions.get("torch"),
+        "device": run.get("device"),
         "metrics_path": str(path) if path else "",
     })
-    for name, value in sorted(run["hyperparameters"].items()):
+    teacher = run.get("teacher")
+    if isinstance(teacher, dict):
+        for key in ("n", "m", "k"):
+            if key in teacher:
+                row[f"teacher_{key}"] = teacher[key]
+    for name, value in sorted(run.get("hyperparameters", {}).items()):
         row[f"hp_{name}"] = value
     return row
 
 
-def build(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per metrics JSON under ``paths`` (files or folders), sorted by the key columns."""
+def read_benchmark(path: str | Path) -> dict[str, float]:
+    """Wall time, peak RSS (MB) and CPU time of one Snakemake ``benchmark:`` file (mean wall and
+    CPU, max RSS over its repeats)."""
+    bm = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+    if bm.empty:
+        raise ValueError(f"empty benchmark file {path}")
+    return {
+        "job_wall_s": float(bm["s"].mean()),
+        "job_max_rss_mb": float(bm["max_rss"].max()),
+        "job_cpu_s": float(bm["cpu_time"].mean()) if "cpu_time" in bm else math.nan,
+    }
+
+
+def build(
+    paths: Sequence[str | Path], benchmarks: Sequence[str | Path] | None = None, kind: str = "family"
+) -> pd.DataFrame:
+    """One row per metrics JSON under ``paths`` (files or folders), sorted by the key columns.
+
+    ``benchmarks``, when given, is parallel to ``paths``: the benchmark file of the job that
+    wrote each folder; its wall time / peak memory go to every row read from that folder.
+    """
+    paths = list(paths)
+    if benchmarks is not None and len(benchmarks) != len(paths):
+        raise ValueError(f"{len(benchmarks)} benchmark files for {len(paths)} run folders; need one per folder")
     rows = []
-    for path in find_metric_files(paths):
-        with open(path) as f:
-            rows.append(row_from_record(json.load(f), path))
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=REQUIRED_COLUMNS)
-    duplicated = df.duplicated(subset=KEY_COLUMNS, keep=False)
+    for i, root in enumerate(paths):
+        files = find_metric_files([root])
+        job = read_benchmark(benchmarks[i]) if benchmarks is not None else {}
+        for path in files:
+            with open(path) as f:
+                row = row_from_record(json.load(f), path, kind)
+            if job:
+                row.update(job, job_n_saes=len(files), job_benchmark=str(benchmarks[i]))
+            rows.append(row)
+    return combine([pd.DataFrame(rows)])
+
+
+# --------------------------------------------------------------------------- the paper's rows
+
+_PAPER_HP = {"l1": "l1_coefficient", "l2": "l2_coefficient", "gamma": "gamma", "beta": "beta", "p": "p", "k": "k"}
+
+
+def parse_paper_config(config: str) -> dict[str, Any]:
+    """``"l1=1e-3 l2=5e-4 gamma=1"`` → ``{"hp_l1_coefficient": 0.001, ...}``; ``no-aux`` → aux 0."""
+    out: dict[str, Any] = {}
+    for token in str(config).split():
+        if token == "no-aux":
+            out["hp_aux_loss_coefficient"] = 0.0
+            continue
+        key, sep, value = token.partition("=")
+        if not sep:
+            raise ValueError(f"cannot read {token!r} in the paper config {config!r}")
+        number = float(value)
+        out[f"hp_{_PAPER_HP.get(key, key)}"] = int(number) if key == "k" else number
+    return out
+
+
+def paper_rows(reference_dir: str | Path) -> pd.DataFrame:
+    """The authors' numbers as ``source = paper`` rows, one per line of every table listed in
+    ``reference_dir/sources.yaml``. ``X_mean`` columns become ``X``; ``X_min``/``X_max`` stay."""
+    reference_dir = Path(reference_dir)
+    with open(reference_dir / "sources.yaml") as f:
+        sources = yaml.safe_load(f)
+    rows = []
+    for name, meta in sources.items():
+        table = pd.read_csv(reference_dir / name)
+        for record in table.to_dict("records"):
+            seeds = list(meta["seeds"])
+            row: dict[str, Any] = {
+                "track": meta["track"],
+                "dataset": meta["dataset"].format(**record),
+                "family": record["model"],
+                "architecture": "",
+                "params": record["config"],
+                "seed": seeds[0] if len(seeds) == 1 else math.nan,
+                "source": "paper",
+                "kind": "family",
+                "n_seeds": len(seeds),
+                "samples_seen": meta["steps"] * meta["batch_size"],
+                "steps": meta["steps"],
+                "batch_size": meta["batch_size"],
+            }
+            for key, value in (meta.get("teacher") or {}).items():
+                row[f"teacher_{key}"] = value
+            for column, value in record.items():
+                if column in ("model", "config", "rho"):
+                    continue
+                row[column[: -len("_mean")] if column.endswith("_mean") else column] = value
+            row.update(parse_paper_config(record["config"]))
+            row["reference_file"] = f"results/reference/paper/{name}"
+            rows.append(row)
+    return combine([pd.DataFrame(rows)])
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate row sets, refuse duplicates, fix the column order and sort the rows."""
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=[*REQUIRED_COLUMNS, *PROVENANCE_COLUMNS])
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    key = [c for c in ["source", *KEY_COLUMNS] if c in df.columns]
+    duplicated = df.duplicated(subset=key, keep=False)
     if duplicated.any():
+        where = df.loc[duplicated, "metrics_path"] if "metrics_path" in df else df.loc[duplicated, "params"]
         raise ValueError(
-            "two metric files describe the same run (same track/dataset/family/params/seed): "
-            + ", ".join(df.loc[duplicated, "metrics_path"])
+            "two rows describe the same run (same source/track/dataset/family/params/seed): "
+            + ", ".join(map(str, where))
         )
-    front = [c for c in REQUIRED_COLUMNS if c in df.columns]
-    rest = [c for c in df.columns if c not in front]
-    return df[front + rest].sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
+    front = [c for c in [*REQUIRED_COLUMNS, *PROVENANCE_COLUMNS] if c in df.columns]
+    hps = sorted(c for c in df.columns if c.startswith("hp_"))
+    rest = [c for c in df.columns if c not in front and c not in hps]
+    df = df[front + hps + rest]
+    sort = [c for c in SORT_COLUMNS if c in df.columns]
+    return df.sort_values(sort, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def write(df: pd.DataFrame, path: str | Path) -> None:
     write_with(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+# --------------------------------------------------------------------------- results/metrics.yaml
+
+
+def direction_symbol(higher_is_better: bool | None) -> str:
+    return {True: "↑", False: "↓", None: "—"}[higher_is_better]
+
+
+def metrics_dictionary(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``aenbench.metrics.METRICS`` as plain data: group, meaning, direction (↑/↓/—)."""
+    return {
+        name: {
+            "group": info.group,
+            "meaning": info.meaning,
+            "direction": direction_symbol(info.higher_is_better),
+            "higher_is_better": info.higher_is_better,
+        }
+        for name, info in metrics.items()
+    }
+
+
+def write_metrics_yaml(metrics: Mapping[str, Any], path: str | Path) -> None:
+    """Write the metrics dictionary (and the meaning of the other leaderboard columns)."""
+    header = (
+        "# Generated from aenbench.metrics.METRICS and aenbench.leaderboard.COLUMNS by the\n"
+        "# leaderboard rule; edit the code, not this file. direction: ↑ higher is better,\n"
+        "# ↓ lower is better, — no preferred direction.\n"
+    )
+    body = yaml.safe_dump(
+        {"metrics": metrics_dictionary(metrics), "columns": COLUMNS}, allow_unicode=True, sort_keys=False, width=100
+    )
+    write_text(path, header + body)
+
+
+def read_directions(path: str | Path) -> dict[str, bool | None]:
+    """``metric → higher_is_better`` from a metrics.yaml written by :func:`write_metrics_yaml`."""
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    return {name: info["higher_is_better"] for name, info in data["metrics"].items()}
+
+
+def metric_directions(metrics_yaml: str | Path | None = None) -> dict[str, bool | None]:
+    """Directions from ``metrics_yaml`` when it exists, else from the code (imports torch)."""
+    if metrics_yaml is not None and Path(metrics_yaml).exists():
+        return read_directions(metrics_yaml)
+    from aenbench.metrics import METRICS
+
+    return {name: info.higher_is_better for name, info in METRICS.items()}

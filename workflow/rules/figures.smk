@@ -41,6 +41,9 @@ ALL_ARTEFACTS = [
     "results/leaderboard.csv",
     "figures/synthetic_dead_ev_vs_l0.png",
     "figures/tables/synthetic_teacher_diagnostics.csv",
+    "results/metrics.yaml",
+    *PROVENANCE_ARTEFACTS,
+    *COMPARE_ARTEFACTS,
 ]
 
 

@@ -1,5 +1,11 @@
 # The leaderboard is rebuilt from every per-SAE metrics JSON; never appended to.
 
+# the paper's reference tables (copies of ../shared/spec/*.csv), read from the checkout
+PAPER_REFERENCE = sorted(
+    str(p) for p in (Path(workflow.basedir) / "results" / "reference" / "paper").glob("*")
+    if p.suffix in (".csv", ".yaml")
+)
+
 
 rule leaderboard:
     input:
@@ -8,8 +14,26 @@ rule leaderboard:
             dataset=SYN_DATASETS,
             family=SYN_FAMILIES,
         ),
+        # parallel to runs: the benchmark file of the job that trained each folder
+        benchmarks=expand(
+            "benchmarks/synthetic/{dataset}/train_{family}.tsv",
+            dataset=SYN_DATASETS,
+            family=SYN_FAMILIES,
+        ),
+        variant_runs=VARIANT_RUN_DIRS,
+        variant_benchmarks=VARIANT_BENCHMARKS,
+        reference=PAPER_REFERENCE,
     output:
-        csv="results/leaderboard.csv",
+        csv=report(
+            "results/leaderboard.csv",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
+        metrics=report(
+            "results/metrics.yaml",
+            caption="../report/metrics.rst",
+            category="Leaderboard",
+        ),
     log:
         "logs/leaderboard.log",
     benchmark:

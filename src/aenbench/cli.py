@@ -1,0 +1,218 @@
+"""``aenbench``: read results/leaderboard.csv in the terminal, no DAG rerun.
+
+    aenbench leaderboard --track synthetic --dataset rho0.5 --sort dead_pct
+    aenbench compare L1-resample                 # a variant (or a family) vs the families, matched L0
+    aenbench metrics                             # every metric, its meaning and direction
+
+Reads the CSV (and ``metrics.yaml`` next to it for the metric directions) with pandas only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from aenbench import compare as C
+from aenbench import leaderboard as L
+
+DEFAULT_FILE = "results/leaderboard.csv"
+DEFAULT_COLUMNS = [
+    "source", "kind", "track", "dataset", "family", "params", "seed",
+    "L0", "dead_pct", "EV", "MSE", "MCC", "support_f1", "train_seconds", "job_wall_s", "job_max_rss_mb",
+]
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+def _split(values: Sequence[str] | None) -> list[str] | None:
+    """``--family A B`` and ``--family A,B`` alike."""
+    if not values:
+        return None
+    return [v for value in values for v in value.split(",") if v]
+
+
+def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, bool | None]]:
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"{path} not found; build it with `snakemake results/leaderboard.csv --cores all`")
+    lb = L.read(path)
+    return lb, L.metric_directions(path.parent / "metrics.yaml")
+
+
+def _filter(lb: pd.DataFrame, column: str, values: list[str] | None) -> pd.DataFrame:
+    if not values:
+        return lb
+    if column not in lb.columns:
+        raise CLIError(f"the leaderboard has no column {column!r}")
+    known = set(lb[column].dropna().astype(str))
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise CLIError(f"no rows with {column} = {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return lb[lb[column].astype(str).isin(values)]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def _render(df: pd.DataFrame, fmt: str) -> str:
+    if fmt == "csv":
+        return df.to_csv(index=False).rstrip("\n")
+    cells = df.map(_fmt)
+    if fmt == "markdown":
+        return C.markdown_table(list(df.columns), cells.values.tolist())
+    return cells.to_string(index=False)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> str:
+    lb, directions = load(args.file)
+    for column, values in [("track", args.track), ("dataset", args.dataset), ("family", args.family),
+                           ("source", args.source), ("kind", args.kind)]:
+        lb = _filter(lb, column, _split(values))
+    columns = _split(args.columns) or [c for c in DEFAULT_COLUMNS if c in lb.columns]
+    if args.all_columns:
+        columns = list(lb.columns)
+    if args.sort:
+        if args.sort not in lb.columns:
+            raise CLIError(f"cannot sort by {args.sort!r}: no such column; metrics: {', '.join(directions)}")
+        ascending = args.ascending if args.ascending is not None else directions.get(args.sort) is not True
+        lb = lb.sort_values(args.sort, ascending=ascending, kind="stable", na_position="last")
+        if args.sort not in columns:
+            columns.append(args.sort)
+    missing = [c for c in columns if c not in lb.columns]
+    if missing:
+        raise CLIError(f"no such column(s): {', '.join(missing)}")
+    shown = lb[columns].head(args.limit) if args.limit else lb[columns]
+    note = f"{len(shown)} of {len(lb)} rows" + (f", sorted by {args.sort}" if args.sort else "")
+    arrow = {True: " (↑ better, highest first)", False: " (↓ better, lowest first)"}
+    if args.sort and args.ascending is None:
+        note += arrow.get(directions.get(args.sort), "")
+    return _render(shown, args.format) + ("" if args.format == "csv" else f"\n\n{note}")
+
+
+def cmd_compare(args: argparse.Namespace) -> str:
+    lb, directions = load(args.file)
+    metrics = _split(args.metrics) or [m for m in C.DEFAULT_REPORT_METRICS if m in lb.columns]
+    unknown = [m for m in metrics if m not in lb.columns]
+    if unknown:
+        raise CLIError(f"no such metric(s): {', '.join(unknown)}; metrics: {', '.join(directions)}")
+    try:
+        table = C.matched_l0(lb, args.name, directions, against=_split(args.against), datasets=_split(args.dataset),
+                             metrics=metrics, l0_tolerance=args.l0_tolerance)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    if table.empty:
+        raise CLIError(f"nothing to compare {args.name!r} with on its datasets")
+    lines = []
+    problems = C.budget_problems(lb[lb["family"].isin([args.name, *table["family"].unique()])
+                                    & lb["dataset"].isin(table["dataset"].unique())])
+    if problems:
+        lines += ["warning: these rows were not trained alike:", *[f"  - {p}" for p in problems], ""]
+    if args.format == "csv":
+        return table.to_csv(index=False).rstrip("\n")
+    if args.format == "markdown":
+        lines += [C.summary_markdown(table, metrics, directions), "", C.detail_markdown(table, metrics, directions)]
+        return "\n".join(lines).rstrip()
+    counts = C.verdict_counts(table, metrics)
+    counts["cell"] = [f"{r[C.BETTER]}/{r[C.WORSE]}/{r[C.WITHIN]}/{r[C.NOT_MATCHED]}" for r in counts.to_dict("records")]
+    summary = counts.pivot(index="family", columns="metric", values="cell")
+    summary = summary.loc[list(dict.fromkeys(counts["family"])), metrics]
+    summary.columns = [f"{m}{C._arrow(directions, m)}" for m in metrics]
+    lines += [C.terminal_table(table, metrics, directions), "",
+              f"verdicts of {args.name}, counts better/worse/within seed spread/L0 not matched:",
+              summary.to_string(), ""]
+    lines += [f"matched L0: the other family's config with the closest seed-mean L0 on the same dataset; "
+              f"⚠ = more than {args.l0_tolerance:.0%} away (no verdict). Verdict: outside the family config's "
+              "[min, max] over seeds, by the metric's direction."]
+    return "\n".join(lines)
+
+
+def cmd_metrics(args: argparse.Namespace) -> str:
+    path = Path(args.file).parent / "metrics.yaml"
+    if path.exists():
+        import yaml
+
+        with open(path) as f:
+            metrics = yaml.safe_load(f)["metrics"]
+        rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
+                for m, i in metrics.items()]
+    else:
+        from aenbench.metrics import METRICS
+
+        rows = [{"metric": m, "direction": L.direction_symbol(i.higher_is_better), "group": i.group,
+                 "meaning": i.meaning} for m, i in METRICS.items()]
+    return _render(pd.DataFrame(rows), args.format)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aenbench",
+        description="Filter, sort and compare the rows of results/leaderboard.csv (no DAG rerun).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="{leaderboard,compare,metrics}")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--file", default=DEFAULT_FILE, help=f"leaderboard CSV (default {DEFAULT_FILE})")
+        sp.add_argument("--format", choices=["text", "csv", "markdown"], default="text", help="output format")
+
+    lb = sub.add_parser("leaderboard", help="filter and sort the leaderboard",
+                        description="Print leaderboard rows. Filters take one or more values (A B or A,B).")
+    common(lb)
+    lb.add_argument("--track", nargs="+", help="synthetic, llm")
+    lb.add_argument("--dataset", nargs="+", help="e.g. rho0.5")
+    lb.add_argument("--family", nargs="+", help="family or variant names, e.g. AEN TopK")
+    lb.add_argument("--source", nargs="+", help="ours or paper")
+    lb.add_argument("--kind", nargs="+", help="family or variant")
+    lb.add_argument("--sort", metavar="METRIC", help="sort by this column; best first by its direction")
+    order = lb.add_mutually_exclusive_group()
+    order.add_argument("--ascending", dest="ascending", action="store_true", default=None, help="lowest first")
+    order.add_argument("--descending", dest="ascending", action="store_false", help="highest first")
+    lb.add_argument("--columns", nargs="+", help="columns to show (default: keys and main metrics)")
+    lb.add_argument("--all-columns", action="store_true", help="show every column")
+    lb.add_argument("--limit", type=int, help="show at most this many rows")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    cp = sub.add_parser("compare", help="matched-L0 comparison of a family or variant with the others",
+                        description="For every config of NAME, the closest-L0 config of each other family on the "
+                                    "same dataset, with deltas and a verdict per metric (better / worse / within "
+                                    "the family config's seed spread). Our own rows only.")
+    common(cp)
+    cp.add_argument("name", help="a family or variant of the leaderboard, e.g. AEN or L1-resample")
+    cp.add_argument("--against", nargs="+", help="families to compare with (default: every other family of the track)")
+    cp.add_argument("--dataset", nargs="+", help="datasets to compare on (default: all of NAME's)")
+    cp.add_argument("--metrics", nargs="+", help=f"metrics (default: {' '.join(C.DEFAULT_REPORT_METRICS)})")
+    cp.add_argument("--l0-tolerance", type=float, default=C.L0_TOLERANCE,
+                    help="relative L0 distance beyond which a match gets no verdict (default 0.25)")
+    cp.set_defaults(func=cmd_compare)
+
+    mp = sub.add_parser("metrics", help="every metric with its meaning and direction (↑/↓)")
+    common(mp)
+    mp.set_defaults(func=cmd_metrics)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        out = args.func(args)
+    except CLIError as err:
+        print(f"aenbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        print(out)
+    except BrokenPipeError:  # e.g. `aenbench leaderboard | head`
+        sys.stderr.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+# Comparing a new SAE variant (config `variants:`) with the leaderboard families.
+#
+#   snakemake results/compare/<variant>.md --cores all
+#
+# trains the variant on the same spiked teachers, seeds and budget (synthetic.train) as the
+# families it is compared with, then writes the matched-L0 report, its CSV and a Pareto plot.
+# Helpers: compare_common.smk.
+
+
+include: "compare_common.smk"
+
+
+wildcard_constraints:
+    variant="|".join(re.escape(v) for v in VARIANTS) or "(?!)",
+
+
+rule variant_train:
+    input:
+        dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
+        plugin=lambda w: [variant_plugin(w.variant)] if variant_plugin(w.variant) else [],
+    output:
+        runs=directory("results/synthetic/{dataset}/variants/{variant}"),
+    params:
+        variant_name=lambda w: w.variant,
+        variant=lambda w: variant_definition(w.variant),
+        runs=lambda w: variant_runs(w.variant),
+        spec=lambda w: synthetic_spec(w.dataset),
+        train=SYN["train"],
+        arch_defaults=config["arch_defaults"],
+        device=config["device"],
+    log:
+        "logs/synthetic/{dataset}/variant_{variant}.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/variant_{variant}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/compare_train.py"
+
+
+rule compare_report:
+    input:
+        variant=lambda w: expand(
+            "results/synthetic/{dataset}/variants/{variant}",
+            dataset=variant_compare(w.variant)["datasets"],
+            variant=w.variant,
+        ),
+        families=lambda w: expand(
+            "results/synthetic/{dataset}/runs/{family}",
+            dataset=variant_compare(w.variant)["datasets"],
+            family=variant_compare(w.variant)["families"],
+        ),
+    output:
+        md=report(
+            "results/compare/{variant}.md",
+            caption="../report/compare_report.rst",
+            category="Variants",
+            subcategory="{variant}",
+        ),
+        csv=report(
+            "results/compare/{variant}.csv",
+            caption="../report/compare_csv.rst",
+            category="Variants",
+            subcategory="{variant}",
+        ),
+        png=report(
+            "figures/compare/{variant}_pareto.png",
+            caption="../report/compare_pareto.rst",
+            category="Variants",
+            subcategory="{variant}",
+        ),
+    params:
+        name=lambda w: w.variant,
+        variant=lambda w: variant_definition(w.variant, keys=("architecture", "fixed", "grid", "plugin", "description")),
+        compare=lambda w: variant_compare(w.variant),
+        train=SYN["train"],
+    log:
+        "logs/compare/{variant}.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/compare_report.py"
