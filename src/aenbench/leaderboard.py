@@ -44,7 +44,7 @@ PROVENANCE_COLUMNS = [
 # Meaning of every non-metric column (metric meanings live in aenbench.metrics.METRICS).
 COLUMNS: dict[str, str] = {
     "track": "synthetic (spiked teacher) or llm",
-    "dataset": "synthetic: rho<ρ> (coherence of the spiked teacher); llm: model/hook",
+    "dataset": "synthetic: rho<ρ> (coherence of the spiked teacher); llm: model:hook",
     "family": "family or variant name from the config (paper rows: the paper's model name)",
     "architecture": "sae-lens architecture the SAE was trained as (empty for paper rows)",
     "params": "short label of the swept hyperparameters",
