@@ -91,6 +91,23 @@ def test_compare_matched_l0_verdicts(board):
     assert code == 0 and "| B |" in out  # a family compared with the other families
 
 
+def test_compare_on_one_track_when_a_name_is_on_two(board, tmp_path):
+    lb = pd.read_csv(board)
+    llm = lb[(lb["family"].isin(["A", "B"])) & (lb["dataset"] == "rho0.5") & (lb["source"] == "ours")].copy()
+    llm["track"], llm["dataset"] = "llm", "model:hook"
+    llm.loc[llm["family"] == "B", "EV"] = 0.1
+    path = tmp_path / "two" / "leaderboard.csv"
+    path.parent.mkdir()
+    L.write(L.combine([lb, llm]), path)
+    code, _, err = run("compare", "A", "--file", path)
+    assert code == 2 and "--track" in err
+    code, out, _ = run("compare", "A", "--file", path, "--track", "llm", "--metrics", "EV", "--format", "csv")
+    t = as_frame(out)
+    assert set(t["dataset"]) == {"model:hook"} and set(t["family"]) == {"B"}
+    verdicts = dict(zip(t["variant_params"], t["EV_verdict"]))
+    assert verdicts == {"lam=1": "better", "lam=2": "L0 not matched"}  # 0.7 vs 0.1 at L0 5.2 vs 5; L0 2 vs 5
+
+
 def test_metrics_lists_directions(board):
     code, out, _ = run("metrics", "--file", board, "--format", "csv")
     df = as_frame(out).set_index("metric")

@@ -101,6 +101,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> str:
     lb, directions = load(args.file)
+    lb = _filter(lb, "track", _split(args.track))
+    tracks = sorted(lb.loc[(lb["family"] == args.name) & (lb["source"] == "ours"), "track"].unique())
+    if len(tracks) > 1:
+        raise CLIError(f"{args.name!r} has rows on several tracks ({', '.join(tracks)}); pick one with --track")
     metrics = _split(args.metrics) or [m for m in C.DEFAULT_REPORT_METRICS if m in lb.columns]
     unknown = [m for m in metrics if m not in lb.columns]
     if unknown:
@@ -187,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
                                     "the family config's seed spread). Our own rows only.")
     common(cp)
     cp.add_argument("name", help="a family or variant of the leaderboard, e.g. AEN or L1-resample")
+    cp.add_argument("--track", nargs="+", help="synthetic or llm (needed when NAME is on both)")
     cp.add_argument("--against", nargs="+", help="families to compare with (default: every other family of the track)")
     cp.add_argument("--dataset", nargs="+", help="datasets to compare on (default: all of NAME's)")
     cp.add_argument("--metrics", nargs="+", help=f"metrics (default: {' '.join(C.DEFAULT_REPORT_METRICS)})")
