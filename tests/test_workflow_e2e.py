@@ -101,3 +101,34 @@ def test_lint_is_clean(repo_root, tmp_path):
     proc = snakemake(repo_root, tmp_path, "--lint")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_llm_track_outputs(smoke_run, repo_root):
+    import json
+
+    _, cfg = expected_rows(repo_root)
+    llm = cfg["llm"]
+    df = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
+    rows = df[(df["track"] == "llm") & (df["source"] == "ours")]
+    assert set(rows["family"]) == set(llm["families"])
+    assert set(rows["dataset"]) == {f"{llm['model']}:{llm['hook']}"}
+    for col in ["L0", "dead_pct", "EV", "MSE", "ce_recovered_zero", "ce_recovered_mean", "kl_with_sae",
+                "coherence_p90", "firing_entropy_bits", "top10pct_mass", "l2_ratio", "relative_reconstruction_bias"]:
+        assert rows[col].map(math.isfinite).all(), col
+    topk = rows[rows["architecture"] == "topk"]
+    assert (topk["L0"].round(6) == topk["hp_k"]).all()
+    assert (rows["ce_loss_zero_ablation"] > rows["ce_loss_clean"]).all()
+
+    run_dir = smoke_run / "results" / "llm" / llm["model"] / llm["hook"]
+    xcheck = json.loads((run_dir / "crosscheck_saelens.json").read_text())
+    assert abs(xcheck["ours_ce_loss_score"] - xcheck["sae_lens_ce_loss_score"]) <= 1e-3
+    manifest = json.loads((run_dir / "acts" / "manifest.json").read_text())
+    assert manifest["count"]["train"] > 0 and len(manifest["shards"]["train"]) >= 1
+    assert manifest["excluded_norms"]["position0_over_kept"] > 1.0  # massive first-position norm
+    assert all(len(s["sha256"]) == 64 for s in manifest["shards"]["train"])
+    corpus = json.loads(Path(repo_root, "resources", "corpus", "manifest.json").read_text())
+    assert {s["source"] for s in corpus["sources"]} == {"shakespeare", "brown", "sotu"}
+    assert all(s["tokens"] > 100_000 and s["licence"] for s in corpus["sources"])
+    assert (smoke_run / "figures" / "llm_dead_ev_vs_l0.png").stat().st_size > 10_000
+    table = (smoke_run / "figures" / "tables" / "llm_target_l0.md").read_text()
+    assert "| paper |" in table and "| ours |" in table

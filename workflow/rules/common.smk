@@ -89,3 +89,25 @@ def synthetic_spec(dataset):
         "magnitude": SYN["magnitude"],
         "n_diagnostic_supports": SYN["n_diagnostic_supports"],
     }
+
+
+# --- LLM track (workflow/rules/llm.smk); RES is defined there
+
+
+def llm_family_runs(family):
+    """(run folder name, swept values) for every SAE of an LLM family."""
+    space = Paramspace(
+        family_table(config["llm"]["families"][family], config["llm"]["train"]["seeds"]), filename_params="*"
+    )
+    return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
+
+
+def llm_model_inputs(wildcards):
+    """The offline default needs its re-saved HF folder; hub models are loaded by name."""
+    if config["llm"]["model"] == "smollm2-135m":
+        return [f"{RES}/models/smollm2-135m/info.json"]
+    return []
+
+
+def llm_corpus_inputs(wildcards):
+    return [f"{RES}/corpus/manifest.json"] if config["llm"].get("corpus", "packaged") == "packaged" else []

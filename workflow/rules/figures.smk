@@ -42,6 +42,7 @@ ALL_ARTEFACTS = [
     "figures/synthetic_dead_ev_vs_l0.png",
     "figures/tables/synthetic_teacher_diagnostics.csv",
     "results/metrics.yaml",
+    *LLM_ARTEFACTS,
     *PROVENANCE_ARTEFACTS,
     *COMPARE_ARTEFACTS,
 ]

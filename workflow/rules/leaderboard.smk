@@ -9,17 +9,23 @@ PAPER_REFERENCE = sorted(
 
 rule leaderboard:
     input:
-        runs=expand(
-            "results/synthetic/{dataset}/runs/{family}",
-            dataset=SYN_DATASETS,
-            family=SYN_FAMILIES,
-        ),
+        runs=[
+            *expand(
+                "results/synthetic/{dataset}/runs/{family}",
+                dataset=SYN_DATASETS,
+                family=SYN_FAMILIES,
+            ),
+            *LLM_RUN_DIRS,
+        ],
         # parallel to runs: the benchmark file of the job that trained each folder
-        benchmarks=expand(
-            "benchmarks/synthetic/{dataset}/train_{family}.tsv",
-            dataset=SYN_DATASETS,
-            family=SYN_FAMILIES,
-        ),
+        benchmarks=[
+            *expand(
+                "benchmarks/synthetic/{dataset}/train_{family}.tsv",
+                dataset=SYN_DATASETS,
+                family=SYN_FAMILIES,
+            ),
+            *LLM_BENCHMARKS,
+        ],
         variant_runs=VARIANT_RUN_DIRS,
         variant_benchmarks=VARIANT_BENCHMARKS,
         reference=PAPER_REFERENCE,

@@ -1,7 +1,12 @@
 # LLM track: registry resources -> harvest through TransformerLens hooks -> SAEs per family.
 # Everything is keyed by the (model, hook) pair of the config's `llm` section.
+import os
 
+# Resources are a cache of the checkout: a relative resources_dir is taken from the Snakefile's
+# folder, so runs in other working directories (-d, the tests) share one download.
 RES = config["resources_dir"]
+if not os.path.isabs(RES):
+    RES = str(Path(workflow.basedir) / RES)
 LLM = config.get("llm")
 LLM_RUN_DIRS = []
 LLM_BENCHMARKS = []
@@ -18,21 +23,6 @@ if LLM:
     if LLM["eval"]["crosscheck_saelens"]:
         LLM_ARTEFACTS.append(f"{LLM_DIR}/crosscheck_saelens.json")
 
-    def llm_family_runs(family):
-        space = Paramspace(
-            family_table(LLM["families"][family], LLM["train"]["seeds"]), filename_params="*"
-        )
-        return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
-
-    def llm_model_inputs(wildcards):
-        """The offline default needs its re-saved HF folder; hub models are loaded by name."""
-        if LLM_MODEL == "smollm2-135m":
-            return [f"{RES}/models/smollm2-135m/info.json"]
-        return []
-
-    def llm_corpus_inputs(wildcards):
-        return [f"{RES}/corpus/manifest.json"] if LLM.get("corpus", "packaged") == "packaged" else []
-
     rule llm_model_smollm2:
         output:
             gguf=f"{RES}/models/smollm2-135m/model.gguf",
@@ -40,6 +30,7 @@ if LLM:
             info=f"{RES}/models/smollm2-135m/info.json",
         params:
             downloads=f"{RES}/downloads",
+        priority: 50
         log:
             "logs/llm/model_smollm2.log",
         benchmark:
@@ -57,6 +48,7 @@ if LLM:
             source="shakespeare|brown|sotu",
         params:
             downloads=f"{RES}/downloads",
+        priority: 50
         log:
             "logs/llm/corpus_{source}.log",
         conda:
@@ -72,6 +64,7 @@ if LLM:
             manifest=f"{RES}/corpus/manifest.json",
         params:
             hf_dir=f"{RES}/models/smollm2-135m/hf",
+        priority: 50
         log:
             "logs/llm/corpus.log",
         conda:
@@ -91,6 +84,7 @@ if LLM:
             llm=LLM,
             resources_dir=RES,
             device=config["device"],
+        priority: 50
         log:
             f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/harvest.log",
         benchmark:
