@@ -68,3 +68,20 @@ def test_all_violations_are_reported_at_once(repo_root, tmp_path, smoke_cfg):
     assert "device = 'tpu': must be one of" in out
     assert "synthetic.train.lr = -1: must be > 0" in out
     assert "unknown key(s) 'typo'" in out
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b",
+                                  "paper_smollm2"])
+def test_every_shipped_config_plans(repo_root, tmp_path, name):
+    with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    proc = dry_run(repo_root, tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "figures_all" in proc.stdout
+
+
+def test_config_without_any_track_is_rejected(repo_root, tmp_path, smoke_cfg):
+    cfg = {k: v for k, v in smoke_cfg.items() if k not in ("synthetic", "llm", "variants")}
+    proc = dry_run(repo_root, tmp_path, cfg)
+    assert proc.returncode != 0
+    assert "neither a `synthetic` nor an `llm` section" in proc.stdout + proc.stderr

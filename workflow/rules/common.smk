@@ -32,7 +32,18 @@ validate(config, schema=_SCHEMA)
 def _check_config_consistency(cfg):
     """What the schema cannot express; each error names the field and the fix."""
     problems = []
+    if "synthetic" not in cfg and "llm" not in cfg:
+        raise WorkflowError("invalid config: it has neither a `synthetic` nor an `llm` section; add one")
+    if "synthetic" in cfg:
+        problems += _synthetic_problems(cfg)
+    if problems:
+        raise WorkflowError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def _synthetic_problems(cfg):
+    problems = []
     syn = cfg["synthetic"]
+    cfg.setdefault("families", {})
     for name in syn["families"]:
         if name not in cfg["families"]:
             problems.append(
@@ -50,15 +61,16 @@ def _check_config_consistency(cfg):
     lo, hi = syn["magnitude"]
     if lo > hi:
         problems.append(f"synthetic.magnitude={syn['magnitude']}: need low ≤ high")
-    if problems:
-        raise WorkflowError("invalid config:\n  - " + "\n  - ".join(problems))
+    return problems
 
 
 _check_config_consistency(config)
 
-SYN = config["synthetic"]
-SYN_DATASETS = {f"rho{rho}": rho for rho in SYN["rhos"]}
-SYN_FAMILIES = SYN["families"]
+# the synthetic track is optional (the paper's LLM configs have only `llm`)
+config.setdefault("families", {})
+SYN = config.get("synthetic", {})
+SYN_DATASETS = {f"rho{rho}": rho for rho in SYN.get("rhos", [])}
+SYN_FAMILIES = SYN.get("families", [])
 
 
 wildcard_constraints:

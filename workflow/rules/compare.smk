@@ -25,7 +25,7 @@ rule variant_train:
         variant=lambda w: variant_definition(w.variant),
         runs=lambda w: variant_runs(w.variant),
         spec=lambda w: synthetic_spec(w.dataset),
-        train=SYN["train"],
+        train=SYN.get("train"),
         arch_defaults=config["arch_defaults"],
         device=config["device"],
     log:
@@ -76,7 +76,7 @@ rule compare_report:
         name=lambda w: w.variant,
         variant=lambda w: variant_definition(w.variant, keys=("architecture", "fixed", "grid", "plugin", "description")),
         compare=lambda w: variant_compare(w.variant),
-        train=SYN["train"],
+        train=SYN.get("train"),
     log:
         "logs/compare/{variant}.log",
     conda:

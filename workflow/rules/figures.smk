@@ -37,10 +37,14 @@ rule table_synthetic_teacher:
         "../scripts/table_synthetic_teacher.py"
 
 
+SYNTHETIC_ARTEFACTS = (
+    ["figures/synthetic_dead_ev_vs_l0.png", "figures/tables/synthetic_teacher_diagnostics.csv"]
+    if SYN_DATASETS
+    else []
+)
 ALL_ARTEFACTS = [
     "results/leaderboard.csv",
-    "figures/synthetic_dead_ev_vs_l0.png",
-    "figures/tables/synthetic_teacher_diagnostics.csv",
+    *SYNTHETIC_ARTEFACTS,
     "results/metrics.yaml",
     *LLM_ARTEFACTS,
     *PROVENANCE_ARTEFACTS,

@@ -29,7 +29,7 @@ rule synthetic_train:
         family=lambda w: config["families"][w.family],
         runs=lambda w: family_runs(w.family),
         spec=lambda w: synthetic_spec(w.dataset),
-        train=SYN["train"],
+        train=SYN.get("train"),
         arch_defaults=config["arch_defaults"],
         device=config["device"],
     log:
