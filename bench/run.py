@@ -1,0 +1,217 @@
+"""aenbench's benchmark suite: ratios measured in one run, written to bench/RESULTS.md and bench/results.csv.
+
+    .venv/bin/python bench/run.py                 # every row that needs no finished pipeline run
+    .venv/bin/python bench/run.py --pipeline DIR  # + the per-rule breakdown of a finished `figures/all` in DIR
+    .venv/bin/python bench/run.py --tiny          # tiny shapes, seconds (what the test suite runs)
+
+Rows (issue 5):
+1. AEN overhead: AEN training-step time over sae-lens ``standard`` on the same shapes, the same
+   trainer (sae-lens SAETrainer) and the same batches, alternated in one process. Target ≤ 1.05.
+2. Roofline: each step's achieved GFLOP/s (12·B·n·m per step: encoder and decoder matmuls,
+   forward and backward) over the measured fp32 matmul peak of this machine in the same run.
+   Target ≥ 60 % at the LLM shapes on CPU.
+3. Harvest throughput: bench/harvest_throughput.py (needs resources/; run after the main job).
+4. Whole pipeline: wall time and peak memory per rule from Snakemake's benchmark files.
+5. Per-job overhead: a sweep of SAEs trained one per process against all in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine() -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "python": platform.python_version(),
+    }
+
+
+def matmul_peak_gflops(n: int, m: int, batch: int, device: str, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 GFLOP/s of (batch×n)@(n×m), the SAE encoder's own shape."""
+    a = torch.randn(batch, n, device=device)
+    b = torch.randn(n, m, device=device)
+    best = 0.0
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(3):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 3 * 2 * batch * n * m / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def step_seconds(arch: str, params: dict, n: int, m: int, batch: int, steps: int, device: str,
+                 data: torch.Tensor) -> float:
+    from aenbench.training import build_training_sae, train_sae
+
+    def provider():
+        i = 0
+        while True:
+            yield data[i % len(data)]
+            i += 1
+
+    sae = build_training_sae(arch, n, m, params, seed=0, device=device)
+    res = train_sae(sae, provider(), steps=steps, batch_size=batch, lr=1e-3, dead_window_steps=1, device=device)
+    return res.seconds / steps
+
+
+AEN_PARAMS = dict(adaptive=True, l1_coefficient=1e-3, l2_coefficient=5e-4, warmup_steps=0, ramp_steps=1)
+STD_PARAMS = dict(l1_coefficient=1e-3)
+
+
+def bench_overhead(shapes, repeats: int, device: str) -> list[dict]:
+    rows = []
+    for name, n, m, batch, steps in shapes:
+        data = torch.randn(4, batch, n, device="cpu")
+        aen, std = [], []
+        for _ in range(repeats):  # alternate, so drift hits both
+            std.append(step_seconds("standard", STD_PARAMS, n, m, batch, steps, device, data))
+            aen.append(step_seconds("aen", AEN_PARAMS, n, m, batch, steps, device, data))
+        peak = matmul_peak_gflops(n, m, batch, device)
+        t_aen, t_std = statistics.median(aen), statistics.median(std)
+        flops = 12 * batch * n * m
+        rows.append({
+            "row": f"aen_overhead/{name}", "shape": f"{n}->{m} B={batch}", "device": device,
+            "aen_step_ms": 1e3 * t_aen, "standard_step_ms": 1e3 * t_std, "ratio": t_aen / t_std, "target": "<= 1.05",
+        })
+        rows.append({
+            "row": f"roofline/{name}", "shape": f"{n}->{m} B={batch}", "device": device,
+            "aen_gflops": flops / t_aen / 1e9, "standard_gflops": flops / t_std / 1e9, "peak_gflops": peak,
+            "ratio": flops / t_aen / 1e9 / peak, "target": ">= 0.60 (LLM shapes, CPU)",
+        })
+        print(rows[-2], rows[-1], flush=True)
+    return rows
+
+
+SWEEP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary
+    from aenbench.training import build_training_sae, train_sae
+    d = spiked_dictionary(64, 256, 0.5, seed=0)
+    for l1 in [float(v) for v in sys.argv[1:]]:
+        sae = build_training_sae("aen", 64, 256, dict(adaptive=True, l1_coefficient=l1, l2_coefficient=4e-4), seed=0)
+        train_sae(sae, SpikedStream(d, 4, 256, seed=0), steps=STEPS, batch_size=256, lr=1e-3, dead_window_steps=10)
+""")
+
+
+def bench_per_job(n_saes: int, steps: int) -> list[dict]:
+    """The same sweep as n_saes processes (one SAE each) and as one process (all of them)."""
+    script = SWEEP_SCRIPT.replace("STEPS", str(steps))
+    l1s = [str(0.004 * (i + 1)) for i in range(n_saes)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(args_list):
+        t = time.perf_counter()
+        for args in args_list:
+            subprocess.run([sys.executable, "-c", script, *args], check=True, env=env, capture_output=True)
+        return time.perf_counter() - t
+
+    one_per_job = run([[v] for v in l1s])
+    grouped = run([l1s])
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import aenbench"], check=True, env=env)
+    import_s = time.perf_counter() - t
+    row = {"row": "per_job_overhead", "shape": f"{n_saes} SAEs × {steps} steps (64->256 B=256)", "device": "cpu",
+           "one_sae_per_job_s": one_per_job, "all_in_one_job_s": grouped, "import_aenbench_s": import_s,
+           "ratio": one_per_job / grouped, "target": "pick the faster design"}
+    print(row, flush=True)
+    return [row]
+
+
+def bench_pipeline(run_dir: Path) -> list[dict]:
+    """Per-rule wall time, CPU time and peak RSS from a finished run's benchmarks/ folder."""
+    import pandas as pd
+
+    rows = []
+    per_rule: dict[str, list] = {}
+    for f in sorted((run_dir / "benchmarks").rglob("*.tsv")):
+        d = pd.read_csv(f, sep="\t").iloc[0]
+        rule = f.stem.split("_")[0] if f.parent.name != "benchmarks" else f.stem
+        rule = f"{f.relative_to(run_dir / 'benchmarks').parts[0]}:{rule}" if f.parent.name != "benchmarks" else rule
+        per_rule.setdefault(rule, []).append((d["s"], d["cpu_time"], d["max_rss"]))
+    for rule, vals in sorted(per_rule.items()):
+        rows.append({"row": f"pipeline/{rule}", "jobs": len(vals), "wall_s_sum": sum(v[0] for v in vals),
+                     "cpu_s_sum": sum(v[1] for v in vals), "max_rss_mb": max(v[2] for v in vals)})
+    logs = sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if logs:
+        text = logs[-1].read_text()
+        elapsed = [line for line in text.splitlines() if "Elapsed time" in line]
+        rows.append({"row": "pipeline/total", "elapsed": elapsed[-1].split(": ", 1)[-1] if elapsed else "unknown",
+                     "target": "<= 30 min on 2 cores"})
+    for r in rows:
+        print(r)
+    return rows
+
+
+def write_results(rows: list[dict], info: dict, out_dir: Path, tiny: bool) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "row", k))
+    suffix = "_tiny" if tiny else ""
+    with open(out_dir / f"results{suffix}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = [f"machine: {info}", "", "| row | shape | ratio | target | details |", "|---|---|---|---|---|"]
+    for r in rows:
+        details = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                            if k not in ("row", "shape", "ratio", "target"))
+        ratio = f"{r['ratio']:.3f}" if isinstance(r.get("ratio"), float) else ""
+        lines.append(f"| {r['row']} | {r.get('shape', '')} | {ratio} | {r.get('target', '')} | {details} |")
+    (out_dir / f"measured{suffix}.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="aenbench benchmark suite (ratios in one run)")
+    ap.add_argument("--tiny", action="store_true", help="tiny shapes (seconds); what the tests run")
+    ap.add_argument("--pipeline", type=Path, help="a folder where `snakemake figures/all` finished")
+    ap.add_argument("--skip-per-job", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.tiny:
+        shapes = [("tiny", 16, 64, 32, 20)]
+        repeats, per_job = 1, (2, 20)
+    else:
+        shapes = [
+            ("synthetic_paper", 256, 1024, 256, 150),
+            ("smollm2_4x", 576, 2304, 1024, 20),
+            ("smollm2_8x", 576, 4608, 1024, 10),
+            ("pythia70m_paper", 512, 4096, 8192, 3),
+        ]
+        repeats, per_job = 3, (6, 500)
+    info = machine()
+    rows = bench_overhead(shapes, repeats, device)
+    if not args.skip_per_job:
+        rows += bench_per_job(*per_job)
+    if args.pipeline:
+        rows += bench_pipeline(args.pipeline)
+    write_results(rows, info, args.out, args.tiny)
+    print(f"wrote {args.out}/results{'_tiny' if args.tiny else ''}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
