@@ -85,3 +85,83 @@ def test_config_without_any_track_is_rejected(repo_root, tmp_path, smoke_cfg):
     proc = dry_run(repo_root, tmp_path, cfg)
     assert proc.returncode != 0
     assert "neither a `synthetic` nor an `llm` section" in proc.stdout + proc.stderr
+
+
+# --- more bad configs, checked in-process with the very functions common.smk runs at DAG start
+# (schema_errors, then consistency_problems); a few of them also through `snakemake -n` below.
+
+def _configcheck(repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_cc", os.path.join(repo_root, "src", "aenbench", "configcheck.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _problems(repo_root, cfg):
+    cc = _configcheck(repo_root)
+    errors = cc.schema_errors(cfg, cc.load_schema(os.path.join(repo_root, "workflow", "schemas", "config.schema.yaml")))
+    return errors or cc.consistency_problems(cfg)
+
+
+BAD_CONFIGS = [
+    # (field, value, expected words: the field, the bad value, what is allowed)
+    ("families.AEN.fixed.l2_coefficient", -0.1, "families.AEN.fixed.l2_coefficient = -0.1: must be a number ≥ 0"),
+    ("families.L1.grid.l1_coefficient", [0.08, -1], "families.L1.grid.l1_coefficient = -1: must be a number ≥ 0"),
+    ("arch_defaults.aen.beta", 1.0, "arch_defaults.aen.beta = 1.0: must be a number with 0 < β < 1"),
+    ("arch_defaults.aen.p", 0, "arch_defaults.aen.p = 0: must be a number with 0 < p ≤ 1"),
+    ("families.AEN.grid.p", [0.5, 1.5], "families.AEN.grid.p = 1.5: must be a number with 0 < p ≤ 1"),
+    ("families.AEN.fixed.w_min", 20.0,
+     "families.AEN.fixed.w_min = 20.0 exceeds arch_defaults.aen.w_max = 10.0: need w_min ≤ w_max"),
+    ("families.TopK.grid.k", [1, 65], "families.TopK.grid.k = 65: must be ≤ synthetic.m = 64 (k ≤ width)"),
+    ("llm.families.TopK.grid.k", [2000], "llm.families.TopK.grid.k = 2000: must be ≤ llm.width = 1152"),
+    ("families.TopK.grid.k", [0], "families.TopK.grid.k = 0: must be an integer ≥ 1"),
+    ("families.AL.fixed.adaptive", "yes", "families.AL.fixed.adaptive = 'yes': must be true or false"),
+    ("arch_defaults.aen.decoder_norm", "unit",
+     "arch_defaults.aen.decoder_norm = 'unit': must be one of ['project', 'weight_penalty']"),
+    ("arch_defaults.aen.warmup_steps", -5, "arch_defaults.aen.warmup_steps = -5: must be an integer ≥ 0"),
+    ("llm.arch_defaults.aen.gamma", -1, "llm.arch_defaults.aen.gamma = -1: must be a number ≥ 0"),
+    ("families.TopK-AuxK.fixed.aux_loss_coefficient", -1.0,
+     "families.TopK-AuxK.fixed.aux_loss_coefficient = -1.0: must be a number ≥ 0"),
+    ("variants.L1-resample.grid.l1_coefficient", [-1.28],
+     "variants.L1-resample.grid.l1_coefficient = -1.28: must be a number ≥ 0"),
+    ("synthetic.k", 100, "synthetic.k = 100 exceeds synthetic.m = 64: need k ≤ m"),
+    ("synthetic.magnitude", [3.0, 1.0], "synthetic.magnitude = [3.0, 1.0]: need low ≤ high"),
+    ("llm.eval.ce_contexts", 100, "llm.eval.ce_contexts = 100 exceeds llm.harvest.eval_contexts = 8"),
+    ("llm.train.dead_window_steps", 100, "llm.train.dead_window_steps = 100 exceeds llm.train.steps = 40"),
+    ("llm.model", "gpt2", "llm.model = 'gpt2': must be one of ['smollm2-135m', 'pythia-70m-deduped', 'llama-3.1-8b']"),
+    ("llm.hook", "layer3", "llm.hook = 'layer3': must match"),
+    ("synthetic.train.checkpoint_every", -1, "synthetic.train.checkpoint_every = -1: must be ≥ 0"),
+    ("llm.harvest.dtype", "float64", "llm.harvest.dtype = 'float64': must be one of"),
+    ("synthetic.train.seeds", [0, 0], "synthetic.train.seeds = [0, 0]: items must be unique"),
+    ("families.L1.grid.l1_coefficient", [], "families.L1.grid.l1_coefficient = []: needs at least 1 item"),
+    ("llm.width", 0.5, "llm.width = 0.5: must be of type integer"),
+]
+
+
+@pytest.mark.parametrize("field, value, message", BAD_CONFIGS, ids=[f"{f}={v!r}" for f, v, _ in BAD_CONFIGS])
+def test_bad_hyperparameter_or_range_is_named(repo_root, smoke_cfg, field, value, message):
+    cfg = copy.deepcopy(smoke_cfg)
+    _set(cfg, field, value)
+    problems = _problems(repo_root, cfg)
+    assert any(message in p for p in problems), problems
+
+
+def test_shipped_configs_pass_the_range_checks(repo_root):
+    for name in ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b", "paper_smollm2"]:
+        with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
+            assert _problems(repo_root, yaml.safe_load(f)) == [], name
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("families.AEN.grid.beta", [0.9, 1.2], "families.AEN.grid.beta = 1.2: must be a number with 0 < β < 1"),
+    ("llm.families.TopK.grid.k", [4096], "llm.families.TopK.grid.k = 4096: must be ≤ llm.width = 1152"),
+])
+def test_range_errors_stop_the_dag_before_any_job(repo_root, tmp_path, smoke_cfg, field, value, message):
+    cfg = copy.deepcopy(smoke_cfg)
+    _set(cfg, field, value)
+    proc = dry_run(repo_root, tmp_path, cfg)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert "Job stats" not in proc.stdout

@@ -64,3 +64,126 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
         best = jsonschema.exceptions.best_match([err]) if err.context else err
         out.append(_describe(best))
     return out
+
+
+# --- what the schema cannot express: hyperparameter ranges inside families' fixed / grid values,
+# cross-field constraints. Checked at DAG start without importing sae-lens.
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# name -> (test, what is allowed); per architecture, then for every architecture ("*")
+HYPERPARAMETER_RANGES: dict[str, dict[str, tuple[Any, str]]] = {
+    "aen": {
+        "l1_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0 (λ₁)"),
+        "l2_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0 (λ₂)"),
+        "beta": (lambda v: _number(v) and 0 < v < 1, "a number with 0 < β < 1 (EMA decay)"),
+        "p": (lambda v: _number(v) and 0 < v <= 1, "a number with 0 < p ≤ 1 (target activity)"),
+        "gamma": (lambda v: _number(v) and v >= 0, "a number ≥ 0 (γ)"),
+        "w_min": (lambda v: _number(v) and v > 0, "a number > 0"),
+        "w_max": (lambda v: _number(v) and v > 0, "a number > 0"),
+        "warmup_steps": (lambda v: _integer(v) and v >= 0, "an integer ≥ 0"),
+        "ramp_steps": (lambda v: _integer(v) and v >= 0, "an integer ≥ 0"),
+        "adaptive": (lambda v: isinstance(v, bool), "true or false"),
+        "decoder_norm": (lambda v: v in ("project", "weight_penalty"), "one of ['project', 'weight_penalty']"),
+        "loss_convention": (lambda v: v in ("authors", "sae_lens"), "one of ['authors', 'sae_lens']"),
+    },
+    "*": {
+        "l1_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0"),
+        "aux_loss_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0"),
+        "k": (lambda v: _integer(v) and v >= 1, "an integer ≥ 1"),
+    },
+}
+
+
+def _candidates(arch_defaults: dict[str, Any], family: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """hyperparameter -> [(where it is set, value), ...] over arch_defaults, fixed and grid;
+    the later source wins, as in ``sweeps.run_hyperparameters``."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for name, value in (arch_defaults.get(family.get("architecture"), {}) or {}).items():
+        out[name] = [("arch_defaults", value)]
+    for name, value in (family.get("fixed") or {}).items():
+        out[name] = [("fixed", value)]
+    for name, values in (family.get("grid") or {}).items():
+        out[name] = [("grid", v) for v in values]
+    return out
+
+
+def hyperparameter_problems(where: str, family: dict[str, Any], arch_defaults: dict[str, Any],
+                            width: int | None = None, width_field: str = "",
+                            defaults_field: str = "arch_defaults") -> list[str]:
+    """Range errors of one family's (or variant's) hyperparameters, each naming the field."""
+    arch = family.get("architecture")
+    if not isinstance(arch, str):
+        return []
+    table = {**HYPERPARAMETER_RANGES["*"], **HYPERPARAMETER_RANGES.get(arch, {})}
+    cands = _candidates(arch_defaults, family)
+    problems = []
+
+    def field(name: str, src: str) -> str:
+        return f"{defaults_field}.{arch}.{name}" if src == "arch_defaults" else f"{where}.{src}.{name}"
+
+    for name, values in cands.items():
+        if name in table:
+            ok, allowed = table[name]
+            for src, v in values:
+                if not ok(v):
+                    problems.append(f"{field(name, src)} = {v!r}: must be {allowed}")
+    if arch == "aen" and "w_min" in cands and "w_max" in cands:
+        lo = [(s, v) for s, v in cands["w_min"] if _number(v)]
+        hi = [(s, v) for s, v in cands["w_max"] if _number(v)]
+        if lo and hi and max(v for _, v in lo) > min(v for _, v in hi):
+            (s_lo, v_lo), (s_hi, v_hi) = max(lo, key=lambda t: t[1]), min(hi, key=lambda t: t[1])
+            problems.append(f"{field('w_min', s_lo)} = {v_lo!r} exceeds {field('w_max', s_hi)} = {v_hi!r}: "
+                            "need w_min ≤ w_max")
+    if width is not None and "k" in cands:
+        for src, v in cands["k"]:
+            if _integer(v) and v > width:
+                problems.append(f"{field('k', src)} = {v!r}: must be ≤ {width_field} = {width} (k ≤ width)")
+    return problems
+
+
+def consistency_problems(cfg: dict[str, Any]) -> list[str]:
+    """Everything the schema cannot express, for a config that passed the schema."""
+    problems: list[str] = []
+    families = cfg.get("families", {}) or {}
+    arch_defaults = cfg.get("arch_defaults", {}) or {}
+    syn = cfg.get("synthetic")
+    if syn is not None:
+        for name in syn["families"]:
+            if name not in families:
+                problems.append(f"synthetic.families lists {name!r}, which is not defined under families "
+                                f"(defined: {', '.join(families)})")
+        train = syn["train"]
+        if train.get("dead_window_steps", 1000) > train["steps"]:
+            problems.append(f"synthetic.train.dead_window_steps = {train.get('dead_window_steps', 1000)} exceeds "
+                            f"synthetic.train.steps = {train['steps']}: use a window ≤ steps")
+        if syn["k"] > syn["m"]:
+            problems.append(f"synthetic.k = {syn['k']} exceeds synthetic.m = {syn['m']}: need k ≤ m")
+        lo, hi = syn.get("magnitude", [1.0, 3.0])
+        if lo > hi:
+            problems.append(f"synthetic.magnitude = {syn.get('magnitude')}: need low ≤ high")
+        for name in syn["families"]:
+            if name in families:
+                problems += hyperparameter_problems(f"families.{name}", families[name], arch_defaults,
+                                                    syn["m"], "synthetic.m")
+        for name, variant in (cfg.get("variants") or {}).items():
+            problems += hyperparameter_problems(f"variants.{name}", variant, arch_defaults, syn["m"], "synthetic.m")
+    llm = cfg.get("llm")
+    if llm is not None:
+        train = llm["train"]
+        if train.get("dead_window_steps", 1000) > train["steps"]:
+            problems.append(f"llm.train.dead_window_steps = {train.get('dead_window_steps', 1000)} exceeds "
+                            f"llm.train.steps = {train['steps']}: use a window ≤ steps")
+        if llm["eval"]["ce_contexts"] > llm["harvest"]["eval_contexts"]:
+            problems.append(f"llm.eval.ce_contexts = {llm['eval']['ce_contexts']} exceeds llm.harvest.eval_contexts = "
+                            f"{llm['harvest']['eval_contexts']}: need ce_contexts ≤ eval_contexts")
+        for name, fam in llm["families"].items():
+            problems += hyperparameter_problems(f"llm.families.{name}", fam, llm.get("arch_defaults", {}) or {},
+                                                llm["width"], "llm.width", "llm.arch_defaults")
+    return problems

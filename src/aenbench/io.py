@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the target folder, then ``os.replace``.
 
-A killed process leaves either the old file or the new one, never a partial one.
+A killed process leaves either the old file or the new one, never a partial one. A SIGKILL can
+leave the temporary ``.<name>.XXXX.tmp`` (or ``.old``) file or folder behind; the next write of the
+same target removes it (``_clear_leftovers``), and no reader globs for dot-names.
 """
 
 from __future__ import annotations
@@ -20,11 +22,30 @@ def _umask() -> int:
     return mask
 
 
+def _clear_leftovers(path: Path) -> None:
+    """Remove temporaries a killed writer of ``path`` left behind (one writer per target)."""
+    import shutil
+
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        if leftover.name.endswith((".tmp", ".old")):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -61,6 +82,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:

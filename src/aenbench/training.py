@@ -8,23 +8,60 @@ registry, the trainer is sae-lens's, and aenbench adds only two things around it
 * the dead-latent window of the metric: latents that did not fire in the last
   ``dead_window_steps`` steps, read from the trainer's own ``n_forward_passes_since_fired``.
 
+Reliability (README, "Reliability"): ``train_sae`` trains through ``CheckedTrainer``, a thin
+subclass of sae-lens's trainer that overrides its public ``step()`` seam to
+
+* stop with a ``DivergenceError`` (step, loss terms, last good checkpoint) as soon as a loss term
+  is NaN or inf, before anything is written;
+* save a checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir`` (SAE state dict incl.
+  buffers such as AEN's EMA, optimiser, lr and coefficient schedulers, sparsity counters, torch's
+  global RNG state), written atomically; ``train_sae`` resumes from it when one is there.
+
+The data stream is not checkpointed: on resume it is rebuilt from its seed and fast-forwarded by
+the number of completed steps, so a stream that depends only on its own seed (the synthetic
+``SpikedStream``; the LLM mixing buffer when the SAE itself draws no random numbers, as for every
+built-in and AEN) resumes at exactly the same batch.
+
 sae-lens's trainer always clips the gradient norm at 1.0 and uses Adam with PyTorch's default
 betas; the paper clips only on LLM runs, so synthetic runs here carry that clip too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from sae_lens import LoggingConfig, SAETrainer
 from sae_lens.config import SAETrainerConfig
+from sae_lens.constants import ACTIVATION_SCALER_CFG_FILENAME, TRAINER_STATE_FILENAME
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
-from sae_lens.saes.sae import TrainingSAE
+from sae_lens.saes.sae import TrainingSAE, TrainStepOutput
 
 import aenbench  # noqa: F401  (registers aen)
+from aenbench.io import atomic_dir, write_json
+
+CHECKPOINT_FORMAT = 1
+log = logging.getLogger(__name__)
+
+
+class DivergenceError(RuntimeError):
+    """A loss term became NaN or inf: names the step, the loss terms and the last good checkpoint."""
+
+    def __init__(self, step: int, losses: dict[str, float], checkpoint: str | None):
+        self.step, self.losses, self.checkpoint = step, losses, checkpoint
+        terms = ", ".join(f"{k}={v!r}" for k, v in losses.items())
+        where = (f"last good checkpoint: {checkpoint}" if checkpoint
+                 else "no checkpoint was saved before it (checkpoint_every not reached)")
+        super().__init__(f"training diverged at step {step}: non-finite loss ({terms}); {where}. "
+                         "No metrics were written for this run.")
 
 
 def resolve_device(device: str) -> str:
@@ -59,6 +96,118 @@ def build_training_sae(
     return sae_cls(cfg)
 
 
+def fingerprint(obj: Any) -> str:
+    """A short hash of everything that defines a run; a checkpoint from another setting is ignored."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _RecordingStream:
+    """Wraps the data provider; remembers torch's global RNG state before each batch is drawn."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.rng_before_batch = torch.get_rng_state()
+
+    def __iter__(self) -> "_RecordingStream":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        self.rng_before_batch = torch.get_rng_state()
+        return next(self.inner)
+
+
+class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
+    """sae-lens's ``SAETrainer`` with a finiteness check and periodic checkpoints on ``step()``."""
+
+    def __init__(self, *args: Any, checkpoint_dir: Path | None = None, checkpoint_every: int = 0,
+                 run_fingerprint: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.run_fingerprint = run_fingerprint
+        self.last_checkpoint: str | None = None
+        self._resumed_at = -1
+
+    def step(self, batch: torch.Tensor) -> TrainStepOutput:
+        s = self.n_training_steps  # completed steps; `batch` is the one for step s
+        if (self.checkpoint_dir is not None and self.checkpoint_every > 0 and s > 0
+                and s % self.checkpoint_every == 0 and s != self._resumed_at):
+            self.save_resume_checkpoint()
+        out = super().step(batch)
+        terms = {"loss": out.loss, **out.losses}
+        values = {k: float(v.detach().float().sum()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise DivergenceError(s, values, self.last_checkpoint)
+        return out
+
+    def save_resume_checkpoint(self) -> None:
+        assert self.checkpoint_dir is not None
+        with atomic_dir(self.checkpoint_dir / "latest") as tmp:
+            save_file({k: v.detach().cpu().contiguous().clone() for k, v in self.sae.state_dict().items()},
+                      str(tmp / "sae_state.safetensors"))
+            self.save_trainer_state(tmp)
+            rng = getattr(self.data_provider, "rng_before_batch", torch.get_rng_state())
+            save_file({"torch_rng": rng}, str(tmp / "rng.safetensors"))
+            write_json(tmp / "checkpoint.json", {"format": CHECKPOINT_FORMAT, "step": self.n_training_steps,
+                                                 "fingerprint": self.run_fingerprint})
+        self.last_checkpoint = str(self.checkpoint_dir / "latest")
+
+    def load_trainer_state(self, checkpoint_path: Path | str) -> None:
+        """As sae-lens's, but with ``torch.load(weights_only=True)`` spelled out."""
+        checkpoint_path = Path(checkpoint_path)
+        self.activation_scaler.load(checkpoint_path / ACTIVATION_SCALER_CFG_FILENAME)
+        state = torch.load(checkpoint_path / TRAINER_STATE_FILENAME, map_location=self.cfg.device, weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.n_training_samples = state["n_training_samples"]
+        self.n_training_steps = state["n_training_steps"]
+        self.act_freq_scores = state["act_freq_scores"]
+        self.n_forward_passes_since_fired = state["n_forward_passes_since_fired"]
+        self.n_frac_active_samples = state["n_frac_active_samples"]
+        self.started_fine_tuning = state["started_fine_tuning"]
+        for name, sd in state["coefficient_schedulers"].items():
+            self.coefficient_schedulers[name].load_state_dict(sd)
+
+    def resume_from(self, path: Path) -> int:
+        """Load the checkpoint at ``path``; return the number of completed steps."""
+        self.sae.load_state_dict(load_file(str(path / "sae_state.safetensors"), device=str(self.sae.device)))
+        self.load_trainer_state(path)
+        steps = self.n_training_steps
+        inner = self.data_provider.inner
+        for _ in range(steps):  # fast-forward the stream to where the checkpoint was taken
+            next(inner)
+        torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
+        self._resumed_at = steps
+        self.last_checkpoint = str(path)
+        return steps
+
+
+def checkpoint_root(out_dir: str | Path) -> Path:
+    """Where a family job's checkpoints go: ``results/<rest>`` → ``results/checkpoints/<rest>``,
+    outside the job's ``directory()`` output (which Snakemake deletes before rerunning it);
+    ``<parent>/.checkpoints/<name>`` for an out_dir outside a ``results`` folder."""
+    out = Path(out_dir)
+    parts = out.parts
+    if "results" in parts:
+        i = parts.index("results")
+        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
+    return out.parent / ".checkpoints" / out.name
+
+
+def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str) -> Path | None:
+    """The usable checkpoint in ``checkpoint_dir``, or None (absent, other format or other run)."""
+    if checkpoint_dir is None:
+        return None
+    path = Path(checkpoint_dir) / "latest"
+    try:
+        meta = json.loads((path / "checkpoint.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("fingerprint") != run_fingerprint:
+        return None
+    return path
+
+
 @dataclass
 class TrainResult:
     sae: TrainingSAE[Any]
@@ -79,12 +228,19 @@ def train_sae(
     dead_window_steps: int,
     auxk_dead_window_steps: int = 1000,
     device: str = "cpu",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    run_fingerprint: str = "",
 ) -> TrainResult:
     """Run sae-lens's ``SAETrainer`` for ``steps`` steps of ``batch_size`` samples at constant lr.
 
     ``auxk_dead_window_steps`` is sae-lens's ``dead_feature_window``: it decides which latents
     TopK's AuxK loss treats as dead during training. The reported dead % uses
     ``dead_window_steps`` instead.
+
+    With ``checkpoint_dir``, a checkpoint is saved there every ``checkpoint_every`` steps and a
+    checkpoint already there with the same ``run_fingerprint`` is resumed from. ``seconds`` is
+    the time of this process's part of the loop.
     """
     if dead_window_steps > steps:
         raise ValueError(f"dead_window_steps ({dead_window_steps}) must be ≤ steps ({steps})")
@@ -101,7 +257,14 @@ def train_sae(
         save_final_checkpoint=False,
         logger=LoggingConfig(log_to_wandb=False),
     )
-    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=data_provider)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    trainer = CheckedTrainer(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
+                             checkpoint_dir=ckpt_dir, checkpoint_every=checkpoint_every,
+                             run_fingerprint=run_fingerprint)
+    found = find_checkpoint(ckpt_dir, run_fingerprint)
+    if found is not None:
+        step = trainer.resume_from(found)
+        log.info("resumed from the checkpoint %s at step %d of %d", found, step, steps)
     post_step = getattr(sae, "post_optimizer_step", None)
     if callable(post_step):
         trainer.optimizer.register_step_post_hook(lambda *_: post_step())

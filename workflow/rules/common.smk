@@ -30,38 +30,15 @@ validate(config, schema=_SCHEMA)
 
 
 def _check_config_consistency(cfg):
-    """What the schema cannot express; each error names the field and the fix."""
-    problems = []
+    """What the schema cannot express (aenbench.configcheck.consistency_problems: cross-field
+    constraints, hyperparameter ranges inside families' fixed / grid values); each error names
+    the field, the bad value and what is allowed."""
     if "synthetic" not in cfg and "llm" not in cfg:
         raise WorkflowError("invalid config: it has neither a `synthetic` nor an `llm` section; add one")
-    if "synthetic" in cfg:
-        problems += _synthetic_problems(cfg)
+    cfg.setdefault("families", {})
+    problems = _configcheck.consistency_problems(cfg)
     if problems:
         raise WorkflowError("invalid config:\n  - " + "\n  - ".join(problems))
-
-
-def _synthetic_problems(cfg):
-    problems = []
-    syn = cfg["synthetic"]
-    cfg.setdefault("families", {})
-    for name in syn["families"]:
-        if name not in cfg["families"]:
-            problems.append(
-                f"synthetic.families lists {name!r}, which is not defined under families "
-                f"(defined: {', '.join(cfg['families'])})"
-            )
-    train = syn["train"]
-    if train["dead_window_steps"] > train["steps"]:
-        problems.append(
-            f"synthetic.train.dead_window_steps={train['dead_window_steps']} exceeds "
-            f"synthetic.train.steps={train['steps']}; use a window ≤ steps"
-        )
-    if syn["k"] > syn["m"]:
-        problems.append(f"synthetic.k={syn['k']} exceeds synthetic.m={syn['m']}; need k ≤ m")
-    lo, hi = syn["magnitude"]
-    if lo > hi:
-        problems.append(f"synthetic.magnitude={syn['magnitude']}: need low ≤ high")
-    return problems
 
 
 _check_config_consistency(config)

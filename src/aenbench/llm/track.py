@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -16,7 +19,7 @@ from aenbench.llm.evaluate import activation_metrics, downstream_metrics
 from aenbench.llm.harvest import activation_stream, load_manifest, load_split, normalise
 from aenbench.records import make_record
 from aenbench.sweeps import params_label, run_hyperparameters
-from aenbench.training import build_training_sae, resolve_device, train_sae
+from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,19 @@ def train_family(
     llm: dict[str, Any],
     resources_dir: str | Path = "resources",
     device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train every run of one family on the harvested shards, then evaluate all of them,
-    sharing the clean and ablated model passes of the downstream evaluation."""
+    sharing the clean and ablated model passes of the downstream evaluation.
+
+    Checkpoints (every ``train.checkpoint_every`` steps, and each trained SAE) go to
+    ``checkpoint_dir`` (default ``checkpoint_root(out_dir)``) as on the synthetic track; a rerun
+    after a kill resumes the unfinished SAE and reuses the trained ones."""
     from aenbench.llm.models import load_model
 
     device = resolve_device(device)
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
+    every = int(llm["train"].get("checkpoint_every", 1000))
     train, ev = llm["train"], llm["eval"]
     manifest = load_manifest(acts_dir)
     d = manifest["d"]
@@ -53,12 +63,24 @@ def train_family(
         for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
             params = run_hyperparameters(family, row, llm.get("arch_defaults", {}))
             seed = int(row["seed"])
+            run_fp = fingerprint({"architecture": family["architecture"], "params": params, "seed": seed,
+                                  "width": llm["width"], "train": train, "manifest": manifest, "device": device})
+            run_ckpt = ckpt_root / run_id
+            done = run_ckpt / "done"
+            if (done / "trained.json").exists() and (done / "fingerprint").read_text() == run_fp:
+                shutil.copytree(done / "sae", tmp_dir / run_id / "sae")
+                t = json.loads((done / "trained.json").read_text())
+                res = SimpleNamespace(**t["res"])
+                trained.append((run_id, row, params, seed, res, t["groups"], t["cfg_dict"]))
+                log.info("%s %s: trained before the job was interrupted; not retrained", family_name, run_id)
+                continue
             sae = build_training_sae(family["architecture"], d, llm["width"], params, seed, device)
             stream = activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"])
             res = train_sae(
                 sae, stream, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
                 dead_window_steps=train["dead_window_steps"],
                 auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
+                checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
             )
             groups = activation_metrics(sae, eval_x)
             groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
@@ -74,6 +96,13 @@ def train_family(
             sae.cfg.metadata.prepend_bos = False
             sae.save_inference_model(str(tmp_dir / run_id / "sae"))
             trained.append((run_id, row, params, seed, res, groups, sae.cfg.to_dict()))
+            with atomic_dir(done) as tmp_done:  # the trained SAE survives a kill of the job
+                shutil.copytree(tmp_dir / run_id / "sae", tmp_done / "sae")
+                res_fields = {"steps": res.steps, "seconds": res.seconds, "dead_window_steps": res.dead_window_steps}
+                write_json(tmp_done / "trained.json", {"res": res_fields, "groups": groups,
+                                                       "cfg_dict": sae.cfg.to_dict()})
+                (tmp_done / "fingerprint").write_text(run_fp)
+            shutil.rmtree(run_ckpt / "latest", ignore_errors=True)
             log.info("%s %s: L0=%.1f dead=%.1f%% EV=%.3f (%.0fs)", family_name, run_id,
                      groups["sparsity"]["L0"], groups["sparsity"]["dead_pct"],
                      groups["reconstruction"]["EV"], res.seconds)
@@ -121,6 +150,7 @@ def train_family(
             )
             write_json(tmp_dir / run_id / "metrics.json", record)
             records.append(record)
+    shutil.rmtree(ckpt_root, ignore_errors=True)
     return records
 
 

@@ -5,7 +5,9 @@ These are the functions the Snakemake rules call (``workflow/scripts/synthetic_*
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from aenbench.io import atomic_dir, write_json, write_with
 from aenbench.provenance import git_commit, versions
 from aenbench.sweeps import params_label, run_hyperparameters
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
-from aenbench.training import build_training_sae, resolve_device, train_sae
+from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,19 @@ def train_family(
     train: dict[str, Any],
     arch_defaults: dict[str, dict[str, Any]],
     device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train every run of one family on one spiked dataset, in one process (sae-lens costs
     seconds to import), and write ``out_dir/<run_id>/{sae/, metrics.json}``. The folder is
-    built aside and renamed into place, so a killed job leaves no partial results."""
+    built aside and renamed into place, so a killed job leaves no partial results.
+
+    Checkpoints go to ``checkpoint_dir`` (default: ``checkpoint_root(out_dir)``, outside the
+    job's output): every ``train.checkpoint_every`` steps per run, and each finished run in full,
+    so a rerun after a kill resumes the unfinished run and copies the finished ones. They are
+    deleted once the family's folder is in place."""
     device = resolve_device(device)
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
+    every = int(train.get("checkpoint_every", 1000))
     d_MN = load_file(str(dictionary_path))["D_MN"]
     magnitude = tuple(spec["magnitude"])
     results = []
@@ -80,12 +90,22 @@ def train_family(
         for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
             params = run_hyperparameters(family, row, arch_defaults)
             seed = int(row["seed"])
+            run_fp = fingerprint({"architecture": family["architecture"], "params": params, "seed": seed,
+                                  "spec": spec, "train": train, "device": device})
+            run_ckpt = ckpt_root / run_id
+            done = run_ckpt / "done"
+            if (done / "metrics.json").exists() and (done / "fingerprint").read_text() == run_fp:
+                shutil.copytree(done, tmp_dir / run_id, ignore=shutil.ignore_patterns("fingerprint"))
+                results.append(json.loads((done / "metrics.json").read_text()))
+                log.info("%s %s: finished before the job was interrupted; not retrained", family_name, run_id)
+                continue
             sae = build_training_sae(family["architecture"], spec["n"], spec["m"], params, seed, device)
             stream = SpikedStream(d_MN, spec["k"], train["batch_size"], seed=seed, low=magnitude[0], high=magnitude[1])
             res = train_sae(
                 sae, stream, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
                 dead_window_steps=train["dead_window_steps"],
                 auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
+                checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
             )
             run_dir = tmp_dir / run_id
             sae.save_inference_model(str(run_dir / "sae"))
@@ -131,7 +151,12 @@ def train_family(
             }
             write_json(run_dir / "metrics.json", record)
             results.append(record)
+            with atomic_dir(done) as tmp_done:  # the finished run survives a kill of the job
+                shutil.copytree(run_dir, tmp_done, dirs_exist_ok=True)
+                (tmp_done / "fingerprint").write_text(run_fp)
+            shutil.rmtree(run_ckpt / "latest", ignore_errors=True)
             log.info("%s %s: L0=%.2f dead=%.1f%% EV=%.3f MCC=%.3f (%.1fs)", family_name, run_id,
                      groups["sparsity"]["L0"], groups["sparsity"]["dead_pct"],
                      groups["reconstruction"]["EV"], groups["dictionary"]["MCC"], res.seconds)
+    shutil.rmtree(ckpt_root, ignore_errors=True)
     return results
