@@ -134,3 +134,13 @@ def test_metrics_yaml_is_the_code_dictionary(tmp_path):
         assert entry["direction"] == {True: "↑", False: "↓", None: "—"}[info.higher_is_better]
     assert L.read_directions(path) == {n: i.higher_is_better for n, i in METRICS.items()}
     assert "job_max_rss_mb" in data["columns"]
+
+
+def test_unfinished_atomic_folders_are_never_read(tmp_path):
+    run = tmp_path / "runs" / "L1"
+    (run / ".L1.abc.tmp" / "r1").mkdir(parents=True)
+    (run / ".L1.abc.tmp" / "r1" / "metrics.json").write_text("{not json")
+    assert L.find_metric_files([tmp_path / "runs"]) == []
+    (run / "r1").mkdir()
+    (run / "r1" / "metrics.json").write_text(json.dumps({}))
+    assert L.find_metric_files([tmp_path / "runs"]) == [run / "r1" / "metrics.json"]

@@ -81,7 +81,12 @@ def find_metric_files(roots: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []
     for root in roots:
         root = Path(root)
-        files.extend(sorted(root.rglob("metrics.json")) if root.is_dir() else [root])
+        if root.is_dir():
+            # skip dot-named folders: unfinished atomic writes (``.name.XXXX.tmp``) live there
+            files.extend(sorted(p for p in root.rglob("metrics.json")
+                                if not any(part.startswith(".") for part in p.relative_to(root).parts)))
+        else:
+            files.append(root)
     return files
 
 
