@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from aenbench import metrics as M
 from aenbench.io import atomic_dir, write_json, write_with
 from aenbench.provenance import git_commit, versions
+from aenbench.records import make_record
 from aenbench.sweeps import params_label, run_hyperparameters
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
 from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
@@ -115,22 +116,19 @@ def train_family(
             groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * train["batch_size"]
             if hasattr(sae, "weight_summary"):
                 groups["adaptive"] = sae.weight_summary()
-            record = {
-                "eval_type_id": EVAL_TYPE_ID,
-                "eval_config": {
+            record = make_record(
+                eval_type_id=EVAL_TYPE_ID,
+                eval_config={
                     "n_eval_samples": train["eval_samples"],
                     "eval_seed": train["eval_seed"],
                     "dead_window_steps": res.dead_window_steps,
                     "dead_window_tokens": res.dead_window_steps * train["batch_size"],
                 },
-                "eval_id": f"{dataset}/{family_name}/{run_id}",
-                "eval_result_metrics": groups,
-                "eval_result_details": [],
-                "sae_lens_id": run_id,
-                "sae_lens_release_id": "aenbench-local",
-                "sae_lens_version": versions()["sae_lens"],
-                "sae_cfg_dict": sae.cfg.to_dict(),
-                "run": {
+                eval_id=f"{dataset}/{family_name}/{run_id}",
+                groups=groups,
+                sae_cfg=sae.cfg.to_dict(),
+                run_id=run_id,
+                run={
                     "track": "synthetic",
                     "dataset": dataset,
                     "family": family_name,
@@ -145,10 +143,8 @@ def train_family(
                     "train_seconds": res.seconds,
                     "device": device,
                     "teacher": spec,
-                    "git_commit": git_commit(),
-                    "versions": versions(),
                 },
-            }
+            )
             write_json(run_dir / "metrics.json", record)
             results.append(record)
             with atomic_dir(done) as tmp_done:  # the finished run survives a kill of the job
