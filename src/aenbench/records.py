@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aenbench.provenance import git_commit, versions
+from aenbench.sweeps import params_label
 
 
 def make_record(
@@ -34,4 +35,36 @@ def make_record(
         "sae_lens_version": v["sae_lens"],
         "sae_cfg_dict": sae_cfg,
         "run": {**run, "git_commit": git_commit(), "versions": v},
+    }
+
+
+def add_training_metrics(groups: dict[str, dict[str, Any]], res: Any, sae: Any, batch_size: int) -> None:
+    """Metrics that come from training rather than evaluation: dead % over the final window
+    (from sae-lens's trainer counters) and, for adaptive architectures, the weight summary."""
+    groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
+    groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * batch_size
+    if hasattr(sae, "weight_summary"):
+        groups["adaptive"] = sae.weight_summary()
+
+
+def run_block(
+    *, track: str, dataset: str, family_name: str, family: dict[str, Any], row: dict[str, Any],
+    params: dict[str, Any], seed: int, res: Any, train: dict[str, Any], device: str, **extra: Any,
+) -> dict[str, Any]:
+    """The ``run`` block shared by every track; ``extra`` adds the track's own provenance."""
+    return {
+        "track": track,
+        "dataset": dataset,
+        "family": family_name,
+        "architecture": family["architecture"],
+        "params": params_label(row),
+        "hyperparameters": params,
+        "seed": seed,
+        "steps": res.steps,
+        "batch_size": train["batch_size"],
+        "lr": train["lr"],
+        "samples_seen": res.steps * train["batch_size"],
+        "train_seconds": res.seconds,
+        "device": device,
+        **extra,
     }

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from aenbench.io import atomic_dir, write_json
 from aenbench.llm.evaluate import activation_metrics, downstream_metrics
 from aenbench.llm.harvest import activation_stream, load_manifest, load_split, normalise
-from aenbench.records import make_record
-from aenbench.sweeps import params_label, run_hyperparameters
+from aenbench.records import add_training_metrics, make_record, run_block
+from aenbench.sweeps import run_hyperparameters
 from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,7 @@ def train_family(
                 checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
             )
             groups = activation_metrics(sae, eval_x)
-            groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
-            groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * train["batch_size"]
-            if hasattr(sae, "weight_summary"):
-                groups["adaptive"] = sae.weight_summary()
+            add_training_metrics(groups, res, sae, train["batch_size"])
             # The saved SAE normalises its input to norm √d and undoes it on the output, so any
             # splice (ours, sae-lens's run_evals) sees the training normalisation.
             sae.cfg.normalize_activations = "constant_norm_rescale"
@@ -131,22 +128,11 @@ def train_family(
                 groups=groups,
                 sae_cfg=cfg_dict,
                 run_id=run_id,
-                run={
-                    "track": "llm",
-                    "dataset": dataset,
-                    "family": family_name,
-                    "architecture": family["architecture"],
-                    "params": params_label(row),
-                    "hyperparameters": params,
-                    "seed": seed,
-                    "steps": res.steps,
-                    "batch_size": train["batch_size"],
-                    "lr": train["lr"],
-                    "samples_seen": res.steps * train["batch_size"],
-                    "train_seconds": res.seconds,
-                    "device": device,
-                    "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")},
-                },
+                run=run_block(
+                    track="llm", dataset=dataset, family_name=family_name, family=family, row=row,
+                    params=params, seed=seed, res=res, train=train, device=device,
+                    acts_manifest={k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")},
+                ),
             )
             write_json(tmp_dir / run_id / "metrics.json", record)
             records.append(record)

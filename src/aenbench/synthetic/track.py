@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from aenbench import metrics as M
 from aenbench.io import atomic_dir, write_json, write_with
 from aenbench.provenance import git_commit, versions
-from aenbench.records import make_record
-from aenbench.sweeps import params_label, run_hyperparameters
+from aenbench.records import add_training_metrics, make_record, run_block
+from aenbench.sweeps import run_hyperparameters
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
 from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
 
@@ -112,10 +112,7 @@ def train_family(
             sae.save_inference_model(str(run_dir / "sae"))
             inference_sae = SAE.load_from_disk(str(run_dir / "sae"), device=device)
             groups = evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"], magnitude)
-            groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
-            groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * train["batch_size"]
-            if hasattr(sae, "weight_summary"):
-                groups["adaptive"] = sae.weight_summary()
+            add_training_metrics(groups, res, sae, train["batch_size"])
             record = make_record(
                 eval_type_id=EVAL_TYPE_ID,
                 eval_config={
@@ -128,22 +125,11 @@ def train_family(
                 groups=groups,
                 sae_cfg=sae.cfg.to_dict(),
                 run_id=run_id,
-                run={
-                    "track": "synthetic",
-                    "dataset": dataset,
-                    "family": family_name,
-                    "architecture": family["architecture"],
-                    "params": params_label(row),
-                    "hyperparameters": params,
-                    "seed": seed,
-                    "steps": res.steps,
-                    "batch_size": train["batch_size"],
-                    "lr": train["lr"],
-                    "samples_seen": res.steps * train["batch_size"],
-                    "train_seconds": res.seconds,
-                    "device": device,
-                    "teacher": spec,
-                },
+                run=run_block(
+                    track="synthetic", dataset=dataset, family_name=family_name, family=family, row=row,
+                    params=params, seed=seed, res=res, train=train, device=device,
+                    teacher=spec,
+                ),
             )
             write_json(run_dir / "metrics.json", record)
             results.append(record)
