@@ -159,6 +159,14 @@ def consistency_problems(cfg: dict[str, Any]) -> list[str]:
             if name not in families:
                 problems.append(f"synthetic.families lists {name!r}, which is not defined under families "
                                 f"(defined: {', '.join(families)})")
+        datasets = [f"rho{r}" for r in syn["rhos"]]
+        for dataset, names in (syn.get("pairs") or {}).items():
+            if dataset not in datasets:
+                problems.append(f"synthetic.pairs.{dataset}: not a dataset of synthetic.rhos "
+                                f"(datasets: {', '.join(datasets)})")
+            for name in names:
+                if name not in syn["families"]:
+                    problems.append(f"synthetic.pairs.{dataset} lists {name!r}, which is not in synthetic.families")
         train = syn["train"]
         if train.get("dead_window_steps", 1000) > train["steps"]:
             problems.append(f"synthetic.train.dead_window_steps = {train.get('dead_window_steps', 1000)} exceeds "

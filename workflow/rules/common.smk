@@ -48,6 +48,12 @@ config.setdefault("families", {})
 SYN = config.get("synthetic", {})
 SYN_DATASETS = {f"rho{rho}": rho for rho in SYN.get("rhos", [])}
 SYN_FAMILIES = SYN.get("families", [])
+# (dataset, family) pairs to train: every family on every ρ unless synthetic.pairs restricts a ρ
+SYN_PAIRS = [
+    (dataset, family)
+    for dataset in SYN_DATASETS
+    for family in (SYN.get("pairs") or {}).get(dataset, SYN_FAMILIES)
+]
 
 
 wildcard_constraints:

@@ -10,20 +10,12 @@ PAPER_REFERENCE = sorted(
 rule leaderboard:
     input:
         runs=[
-            *expand(
-                "results/synthetic/{dataset}/runs/{family}",
-                dataset=SYN_DATASETS,
-                family=SYN_FAMILIES,
-            ),
+            *(f"results/synthetic/{d}/runs/{f}" for d, f in SYN_PAIRS),
             *LLM_RUN_DIRS,
         ],
         # parallel to runs: the benchmark file of the job that trained each folder
         benchmarks=[
-            *expand(
-                "benchmarks/synthetic/{dataset}/train_{family}.tsv",
-                dataset=SYN_DATASETS,
-                family=SYN_FAMILIES,
-            ),
+            *(f"benchmarks/synthetic/{d}/train_{f}.tsv" for d, f in SYN_PAIRS),
             *LLM_BENCHMARKS,
         ],
         variant_runs=VARIANT_RUN_DIRS,
