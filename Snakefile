@@ -21,6 +21,8 @@ include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/llm.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/leaderboard.smk"
+include: "workflow/rules/ablations.smk"
+include: "workflow/rules/replication.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/figures.smk"
 

@@ -96,6 +96,7 @@ HYPERPARAMETER_RANGES: dict[str, dict[str, tuple[Any, str]]] = {
     "*": {
         "l1_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0"),
         "aux_loss_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0"),
+        "l0_coefficient": (lambda v: _number(v) and v >= 0, "a number ≥ 0"),
         "k": (lambda v: _integer(v) and v >= 1, "an integer ≥ 1"),
     },
 }
@@ -179,6 +180,20 @@ def consistency_problems(cfg: dict[str, Any]) -> list[str]:
         for name in syn["families"]:
             if name in families:
                 problems += hyperparameter_problems(f"families.{name}", families[name], arch_defaults,
+                                                    syn["m"], "synthetic.m")
+        for name, abl in (cfg.get("ablations") or {}).items():
+            if abl["base"] not in families:
+                problems.append(f"ablations.{name}.base = {abl['base']!r}: not a family "
+                                f"(defined: {', '.join(families)})")
+                continue
+            for dataset in abl.get("datasets") or []:
+                if dataset not in datasets:
+                    problems.append(f"ablations.{name}.datasets lists {dataset!r}; known datasets: {', '.join(datasets)}")
+            base = families[abl["base"]]
+            for arm, overrides in abl["arms"].items():
+                merged = {"architecture": base.get("architecture"),
+                          "fixed": {**(base.get("fixed") or {}), **(abl.get("fixed") or {}), **(overrides or {})}}
+                problems += hyperparameter_problems(f"ablations.{name}.arms.{arm}", merged, arch_defaults,
                                                     syn["m"], "synthetic.m")
         for name, variant in (cfg.get("variants") or {}).items():
             problems += hyperparameter_problems(f"variants.{name}", variant, arch_defaults, syn["m"], "synthetic.m")

@@ -106,3 +106,19 @@ def llm_model_inputs(wildcards):
 
 def llm_corpus_inputs(wildcards):
     return [f"{RES}/corpus/manifest.json"] if config["llm"].get("corpus", "packaged") == "packaged" else []
+
+
+# --- ablations (workflow/rules/ablations.smk)
+
+
+def ablation_datasets(name):
+    """The datasets an ablation runs on (default: every synthetic ρ)."""
+    return list((config.get("ablations") or {})[name].get("datasets") or SYN_DATASETS)
+
+
+def ablation_run_dirs(name):
+    return [f"results/synthetic/{d}/ablations/{name}" for d in ablation_datasets(name)]
+
+
+def ablation_artefacts(name):
+    return [f"figures/ablations/{name}.{ext}" for ext in ("csv", "md", "png")]

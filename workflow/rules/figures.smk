@@ -37,8 +37,101 @@ rule table_synthetic_teacher:
         "../scripts/table_synthetic_teacher.py"
 
 
+rule figure_synthetic_rho:
+    input:
+        leaderboard="results/leaderboard.csv",
+    output:
+        png=report(
+            "figures/synthetic/{dataset}_dead_ev_vs_l0.png",
+            caption="../report/synthetic_rho_dead_ev_vs_l0.rst",
+            category="Synthetic",
+            subcategory="{dataset}",
+        ),
+    params:
+        k=SYN.get("k"),
+        families=SYN_FAMILIES,
+    log:
+        "logs/figures/synthetic_{dataset}_dead_ev_vs_l0.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_synthetic_rho.py"
+
+
+rule table_synthetic_closest_to_k:
+    input:
+        leaderboard="results/leaderboard.csv",
+    output:
+        csv=report(
+            "figures/tables/synthetic/{dataset}_closest_to_k.csv",
+            caption="../report/synthetic_closest_to_k.rst",
+            category="Synthetic",
+            subcategory="{dataset}",
+        ),
+        md="figures/tables/synthetic/{dataset}_closest_to_k.md",
+    params:
+        k=SYN.get("k"),
+        families=SYN_FAMILIES,
+    log:
+        "logs/figures/synthetic_{dataset}_closest_to_k.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_synthetic_closest_to_k.py"
+
+
+rule figure_synthetic_stability:
+    input:
+        leaderboard="results/leaderboard.csv",
+    output:
+        png=report(
+            "figures/synthetic_stability_vs_rho.png",
+            caption="../report/synthetic_stability_vs_rho.rst",
+            category="Synthetic",
+        ),
+        csv="figures/tables/synthetic_stability.csv",
+        md="figures/tables/synthetic_stability.md",
+    params:
+        k=SYN.get("k"),
+        families=SYN_FAMILIES,
+    log:
+        "logs/figures/synthetic_stability_vs_rho.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_synthetic_stability.py"
+
+
+rule table_synthetic_replication:
+    input:
+        # committed with the checkout (read from it, as PAPER_REFERENCE)
+        ours=str(Path(workflow.basedir) / "results" / "reference" / "replication_ours.csv"),
+        paper=str(Path(workflow.basedir) / "results" / "reference" / "paper" / "reference_synthetic_v1.csv"),
+    output:
+        csv=report(
+            "figures/tables/synthetic_replication.csv",
+            caption="../report/synthetic_replication.rst",
+            category="Synthetic",
+        ),
+        md="figures/tables/synthetic_replication.md",
+    log:
+        "logs/figures/synthetic_replication.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_synthetic_replication.py"
+
+
 SYNTHETIC_ARTEFACTS = (
-    ["figures/synthetic_dead_ev_vs_l0.png", "figures/tables/synthetic_teacher_diagnostics.csv"]
+    [
+        "figures/synthetic_dead_ev_vs_l0.png",
+        "figures/tables/synthetic_teacher_diagnostics.csv",
+        *expand("figures/synthetic/{dataset}_dead_ev_vs_l0.png", dataset=SYN_DATASETS),
+        *expand("figures/tables/synthetic/{dataset}_closest_to_k.{ext}", dataset=SYN_DATASETS, ext=["csv", "md"]),
+        "figures/synthetic_stability_vs_rho.png",
+        "figures/tables/synthetic_replication.md",
+        *ABLATION_ARTEFACTS,
+    ]
     if SYN_DATASETS
     else []
 )

@@ -20,6 +20,8 @@ from aenbench import metrics as M
 from aenbench.io import atomic_dir, write_json, write_with
 from aenbench.provenance import git_commit, versions
 from aenbench.records import add_training_metrics, make_record, run_block
+from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
+from aenbench.stability import sae_stability
 from aenbench.sweeps import run_hyperparameters
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
 from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
@@ -40,10 +42,17 @@ def make_teacher(spec: dict[str, Any], dictionary_path: str | Path, diagnostics_
     return out
 
 
+STABILITY_SAMPLES = 1024
+
+
 def evaluate_on_spiked(
-    sae: SAE[Any], d_MN: torch.Tensor, k: int, n_samples: int, seed: int, magnitude: tuple[float, float]
+    sae: SAE[Any], d_MN: torch.Tensor, k: int, n_samples: int, seed: int, magnitude: tuple[float, float],
+    objective_sae: Any | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Reconstruction, sparsity, shrinkage, dictionary and support metrics on fresh samples."""
+    """Reconstruction, sparsity, shrinkage, dictionary and support metrics on fresh samples, and
+    the stability group (``aenbench.stability.sae_stability``) on the first
+    ``STABILITY_SAMPLES`` of them; ``objective_sae`` is the training SAE when its architecture
+    has a convex coding objective (aen), for the FISTA gap."""
     stream = SpikedStream(d_MN, k, n_samples, seed=seed, low=magnitude[0], high=magnitude[1], with_codes=True)
     x_BN, h_BM = next(stream)
     with torch.no_grad():
@@ -51,11 +60,19 @@ def evaluate_on_spiked(
         xhat_BN = sae.decode(acts_BM.to(sae.device)).cpu()
         w_dec_MN = sae.W_dec.detach().cpu()
     dictionary, true_of_latent = M.dictionary_metrics(w_dec_MN, d_MN)
+    x_stab_BN = x_BN[:STABILITY_SAMPLES].to(sae.device)
+    # codes in units of their decoder rows (h_j ‖W_dec[j]‖), so that architectures whose decoder
+    # rows are not unit-norm (sae-lens TopK, gated, ...) are on the same scale as AEN's
+    stability = sae_stability(
+        sae.encode, x_stab_BN, seed=seed, objective_sae=objective_sae, code_scale_M=sae.W_dec.detach().norm(dim=-1),
+        w_dec_MN=sae.W_dec.detach(), b_dec_N=sae.b_dec.detach(),
+    )
     return {
         "sparsity": M.sparsity_metrics(acts_BM),
         **M.by_group(M.reconstruction_metrics(x_BN, xhat_BN)),
         "dictionary": dictionary,
         "support": M.support_metrics(acts_BM, h_BM, true_of_latent, w_dec_MN.norm(dim=-1)),
+        "stability": stability,
     }
 
 
@@ -111,7 +128,8 @@ def train_family(
             run_dir = tmp_dir / run_id
             sae.save_inference_model(str(run_dir / "sae"))
             inference_sae = SAE.load_from_disk(str(run_dir / "sae"), device=device)
-            groups = evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"], magnitude)
+            groups = evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"], magnitude,
+                                        objective_sae=sae if family["architecture"] == AEN_ARCHITECTURE else None)
             add_training_metrics(groups, res, sae, train["batch_size"])
             record = make_record(
                 eval_type_id=EVAL_TYPE_ID,

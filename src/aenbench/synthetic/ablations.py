@@ -1,0 +1,95 @@
+"""Ablations of the AEN recipe (method.md §6): one base SAE, one part changed per arm.
+
+An ablation in the config names a base family (its architecture and fixed values, after the
+architecture's ``arch_defaults``), values fixed for every arm (e.g. one λ₁) and its arms, each a
+set of overrides::
+
+    ablations:
+      warmup:
+        base: AEN
+        fixed: {l1_coefficient: 0.004, l2_coefficient: 0.0004}
+        datasets: [rho0.5, rho0.9]
+        arms: {"T_w=0": {warmup_steps: 0}, "T_w=1000": {}}
+
+Every arm is trained through the same path as the families (``synthetic.track.train_family``:
+sae-lens's trainer, same teacher data, seeds and budget) and evaluated the same way, so an arm
+differs from another only in its overrides. ``snakemake ablation_<name> --cores`` builds one
+ablation alone: its SAEs, ``figures/ablations/<name>.{csv,md,png}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from aenbench.io import atomic_dir, write_text, write_with  # noqa: E402
+
+SUMMARY_METRICS = ["L0", "dead_pct", "EV", "MCC", "support_f1", "pct_w_at_max", "lipschitz_median", "support_flip_rate"]
+
+
+def arm_family(ablation: Mapping[str, Any], arm: str, families: Mapping[str, Any]) -> dict[str, Any]:
+    """The family definition of one arm: base family's architecture and fixed values, then the
+    ablation's ``fixed``, then the arm's overrides (no grid: one SAE per seed)."""
+    base = families[ablation["base"]]
+    fixed = {**(base.get("fixed") or {}), **(ablation.get("fixed") or {}), **(ablation["arms"][arm] or {})}
+    return {"architecture": base["architecture"], "description": f"{ablation['base']} with {arm}", "fixed": fixed}
+
+
+def train_ablation(
+    *, dictionary_path: str | Path, out_dir: str | Path, dataset: str, name: str, ablation: Mapping[str, Any],
+    families: Mapping[str, Any], seeds: Sequence[int], spec: dict[str, Any], train: dict[str, Any],
+    arch_defaults: dict[str, dict[str, Any]], device: str = "auto",
+) -> None:
+    """Train every arm of ``ablation`` on one dataset into ``out_dir/<arm>/seed~<s>/`` (built aside,
+    renamed into place). Checkpoints go next to the families' (``training.checkpoint_root``)."""
+    from aenbench.synthetic.track import train_family
+    from aenbench.training import checkpoint_root
+
+    ckpt = checkpoint_root(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for arm in ablation["arms"]:
+            train_family(
+                dictionary_path=dictionary_path, out_dir=tmp / arm, dataset=dataset, family_name=f"{name}:{arm}",
+                family=arm_family(ablation, arm, families), runs=[(f"seed~{s}", {"seed": s}) for s in seeds],
+                spec=spec, train=train, arch_defaults=arch_defaults, device=device, checkpoint_dir=ckpt / arm,
+            )
+
+
+def summary(rows: pd.DataFrame, arms: Sequence[str]) -> pd.DataFrame:
+    """Per (dataset, arm): mean over seeds of :data:`SUMMARY_METRICS` (present ones) and the seed count."""
+    df = rows.assign(arm=rows["family"].str.split(":", n=1).str[1])
+    present = [m for m in SUMMARY_METRICS if m in df.columns]
+    table = df.groupby(["dataset", "arm"])[present].mean().reset_index()
+    table["n_seeds"] = df.groupby(["dataset", "arm"])["seed"].nunique().values
+    order = {a: i for i, a in enumerate(arms)}
+    return table.sort_values(["dataset", "arm"], key=lambda s: s.map(order) if s.name == "arm" else s).reset_index(drop=True)
+
+
+def write_summary(table: pd.DataFrame, name: str, description: str, out_csv: str | Path, out_md: str | Path,
+                  out_png: str | Path) -> None:
+    from aenbench.compare import markdown_table
+
+    write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
+    cols = [c for c in ["dataset", "arm", *SUMMARY_METRICS, "n_seeds"] if c in table.columns]
+    body = markdown_table(cols, ([f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
+                                 for _, r in table.iterrows()))
+    write_text(out_md, f"Ablation `{name}`: {description}\n\n{body}\n")
+    metrics = [m for m in ["dead_pct", "L0", "EV", "pct_w_at_max"] if m in table.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.barplot(data=table, x="arm", y=metric, hue="dataset", ax=ax)
+        ax.tick_params(axis="x", rotation=35, labelsize=8)
+        ax.set_xlabel("")
+        if ax is not axes[0, -1] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.suptitle(f"ablation {name}: {description}", fontsize=9)
+    fig.tight_layout()
+    write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

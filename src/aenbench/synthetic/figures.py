@@ -1,0 +1,200 @@
+"""The synthetic track's figures and tables (method.md §6: F-syn, T-syn; issue 8's stability,
+replication and teacher artefacts), drawn from the leaderboard with pandas + matplotlib.
+
+* ``dead_ev_vs_l0`` (F-syn, one figure per ρ): dead % vs L0 and EV vs L0, every run a point,
+  each family's Pareto front a line, in the L0 window of the paper scaled to the teacher's k:
+  the paper plots 7.5 ≤ L0 ≤ 64.5 at k = 16, i.e. [0.47k, 4.03k] (:func:`l0_window`).
+* ``closest_to_k`` (T-syn, one table per ρ): per family the run whose L0 is closest to k.
+* ``stability_vs_rho``: the stability metrics of those closest-to-k runs against ρ.
+* ``replication_table``: our paper-scale runs at the reference configurations beside the
+  authors' numbers, with our seed spread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from aenbench.compare import markdown_table, pareto_front  # noqa: E402
+from aenbench.io import write_text, write_with  # noqa: E402
+from aenbench.metrics import METRICS  # noqa: E402
+from aenbench.plots import _dataset_title, family_palette  # noqa: E402
+
+PAPER_K, PAPER_L0_WINDOW = 16, (7.5, 64.5)
+CLOSEST_COLUMNS = ["L0", "dead_pct", "EV", "shrinkage", "MCC", "support_f1", "support_precision", "support_recall"]
+STABILITY_COLUMNS = ["lipschitz_median", "lipschitz_p99", "support_flip_rate", "fista_code_gap_median",
+                     "fista_objective_gap_median"]
+REPLICATION_METRICS = ["L0", "dead_pct", "EV", "shrinkage"]
+L0_MATCH_TOLERANCE = 0.25  # a closest-to-k run more than 25 % away from k is flagged, as in compare
+
+
+def l0_window(k: int) -> tuple[float, float]:
+    """The paper's plotted L0 range [7.5, 64.5] at k = 16, scaled to the teacher's k."""
+    return PAPER_L0_WINDOW[0] * k / PAPER_K, PAPER_L0_WINDOW[1] * k / PAPER_K
+
+
+def _families(df: pd.DataFrame, order: Sequence[str] | None) -> list[str]:
+    present = list(dict.fromkeys(df["family"]))
+    if order:
+        return [f for f in order if f in present] + [f for f in present if f not in order]
+    return sorted(present)
+
+
+def _save(fig: Any, out_path: str | Path) -> None:
+    write_with(out_path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Sequence[str] | None = None) -> None:
+    """Dead % vs L0 and EV vs L0 for one dataset: every run a point; each family's Pareto front
+    (no run with lower-or-equal L0 is at least as good: lower dead %, higher EV) a line. Runs
+    outside :func:`l0_window` are drawn faint, fronts use the runs inside it."""
+    if rows.empty:
+        raise ValueError("no runs to plot")
+    lo, hi = l0_window(k)
+    fams = _families(rows, families)
+    palette = family_palette(fams)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+    for col, metric in enumerate(["dead_pct", "EV"]):
+        ax = axes[0, col]
+        hib = bool(METRICS[metric].higher_is_better)
+        for family in fams:
+            pts = rows[rows["family"] == family]
+            inside = pts[(pts["L0"] >= lo) & (pts["L0"] <= hi)]
+            outside = pts.drop(inside.index)
+            ax.scatter(inside["L0"], inside[metric], color=palette[family], s=30, label=family, zorder=3)
+            ax.scatter(outside["L0"], outside[metric], color=palette[family], s=14, alpha=0.25, zorder=2)
+            front = pareto_front(inside, metric, hib)
+            ax.plot(front["L0"], front[metric], color=palette[family], lw=1.3, zorder=2)
+        ax.axvline(k, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.3, hi * 1.3)
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel(f"L0 (window {lo:.3g}–{hi:.3g}; dotted: k = {k})")
+        ax.set_ylabel({"dead_pct": "dead latents (%) ↓", "EV": "explained variance ↑"}[metric])
+        if metric == "dead_pct":
+            ax.set_ylim(-3, 103)
+    dataset = str(rows["dataset"].iloc[0])
+    fig.suptitle(f"{_dataset_title(dataset)}: every run a point, lines = Pareto fronts per family", fontsize=10)
+    axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
+    fig.tight_layout()
+    _save(fig, out_path)
+
+
+def closest_to_k(rows: pd.DataFrame, k: int, families: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per (dataset, family): the run whose L0 is closest to k (ties: the lower dead %), with the
+    T-syn columns, the stability columns when present and an ``L0_matched`` flag (|L0 − k| ≤ 25 % k)."""
+    out = []
+    for (dataset, family), fam in rows.groupby(["dataset", "family"], sort=False):
+        fam = fam.assign(_dist=(fam["L0"] - k).abs()).sort_values(["_dist", "dead_pct"])
+        best = fam.iloc[0]
+        row = {"dataset": dataset, "rho": _rho(dataset), "family": family, "config": best["params"],
+               "seed": best["seed"], "n_runs": len(fam)}
+        for col in [*CLOSEST_COLUMNS, *STABILITY_COLUMNS, "pct_w_at_max"]:
+            if col in best.index:
+                row[col] = best[col]
+        if "pct_w_at_max" in row and str(best.get("hp_adaptive")) != "True":
+            row["pct_w_at_max"] = float("nan")  # raw weights are tracked but unused without adaptive w̃
+        row["L0_matched"] = bool(abs(best["L0"] - k) <= L0_MATCH_TOLERANCE * k)
+        out.append(row)
+    table = pd.DataFrame(out)
+    order = {f: i for i, f in enumerate(_families(rows, families))}
+    return table.sort_values(["rho", "family"], key=lambda s: s.map(order) if s.name == "family" else s).reset_index(drop=True)
+
+
+def _rho(dataset: str) -> float:
+    return float(dataset[3:]) if dataset.startswith("rho") else float("nan")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "**no**"
+    if isinstance(v, float):
+        return "n/a" if pd.isna(v) else f"{v:.3g}"
+    return str(v)
+
+
+def write_table(table: pd.DataFrame, columns: Sequence[str], out_csv: str | Path, out_md: str | Path,
+                title: str = "") -> None:
+    """CSV with every column; markdown with ``columns`` (direction arrows from METRICS)."""
+    write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
+    cols = [c for c in columns if c in table.columns]
+    arrows = {True: " ↑", False: " ↓"}
+    header = [c + (arrows.get(METRICS[c].higher_is_better, "") if c in METRICS else "") for c in cols]
+    body = markdown_table(header, ([_fmt(r[c]) for c in cols] for _, r in table.iterrows()))
+    write_text(out_md, (f"{title}\n\n" if title else "") + body + "\n")
+
+
+def stability_vs_rho(table: pd.DataFrame, out_path: str | Path, families: Sequence[str] | None = None) -> None:
+    """The closest-to-k run's stability metrics against ρ, a line per family: Lipschitz ratio
+    median (solid) and p99 (dashed), support-flip rate, and the amortisation gap to FISTA's
+    exact code (families without a convex objective have none)."""
+    fams = _families(table, families)
+    palette = family_palette(fams)
+    panels = [("lipschitz", "‖h(x+δ) − h(x)‖/‖δ‖: median (—), p99 (--)"),
+              ("support_flip_rate", "support-flip rate under δ"),
+              ("fista_code_gap_median", "‖h − h*‖/‖h*‖ (median), h* = FISTA")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), squeeze=False)
+    for c, (metric, label) in enumerate(panels):
+        ax = axes[0, c]
+        for family in fams:
+            sub = table[table["family"] == family].sort_values("rho")
+            if metric == "lipschitz":
+                ax.plot(sub["rho"], sub["lipschitz_median"], "o-", color=palette[family], label=family)
+                ax.plot(sub["rho"], sub["lipschitz_p99"], "s--", color=palette[family], alpha=0.7, ms=4)
+                ax.set_yscale("log")
+            elif metric in sub and sub[metric].notna().any():
+                ax.plot(sub["rho"], sub[metric], "o-", color=palette[family], label=family)
+        ax.set_xlabel("ρ (closest-to-k run of each family)")
+        ax.set_title(label, fontsize=9)
+    axes[0, 0].legend(fontsize=8, title="family")
+    fig.tight_layout()
+    _save(fig, out_path)
+
+
+# --------------------------------------------------------------------------- replication
+
+
+def replication_table(ours: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Our runs at the reference configurations (``ours``: leaderboard rows with a
+    ``reference_config`` column naming the reference's config string) beside the reference:
+    one row per (ρ, family) with ours as mean [min, max] over seeds, the reference value, and
+    ``beyond_spread`` where the reference lies outside our seed range."""
+    ours = ours.copy()
+    ours["rho"] = ours["dataset"].map(_rho)
+    rows = []
+    for (rho, model), grp in ours.groupby(["rho", "model"], sort=True):
+        ref = reference[(reference["rho"].round(6) == round(rho, 6)) & (reference["model"] == model)]
+        row: dict[str, Any] = {"rho": rho, "family": model, "config": grp["reference_config"].iloc[0],
+                               "n_seeds": grp["seed"].nunique(), "seeds": " ".join(map(str, sorted(grp["seed"])))}
+        for m in REPLICATION_METRICS:
+            row[f"{m}_ours"] = grp[m].mean()
+            row[f"{m}_min"], row[f"{m}_max"] = grp[m].min(), grp[m].max()
+            row[f"{m}_paper"] = float(ref[m].iloc[0]) if len(ref) else float("nan")
+            row[f"{m}_beyond_spread"] = bool(len(ref) and not (row[f"{m}_min"] <= row[f"{m}_paper"] <= row[f"{m}_max"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def replication_markdown(table: pd.DataFrame) -> str:
+    header = ["ρ", "family", "config (reference)", "seeds",
+              *[f"{m} ours" for m in REPLICATION_METRICS], *[f"{m} paper" for m in REPLICATION_METRICS]]
+    body = []
+    for _, r in table.iterrows():
+        ours_cells = []
+        for m in REPLICATION_METRICS:
+            cell = f"{r[f'{m}_ours']:.3g}"
+            if r["n_seeds"] > 1:
+                cell += f" [{r[f'{m}_min']:.3g}, {r[f'{m}_max']:.3g}]"
+            ours_cells.append(cell)
+        body.append([f"{r['rho']:g}", r["family"], r["config"], r["seeds"], *ours_cells,
+                     *[f"{r[f'{m}_paper']:.3g}" for m in REPLICATION_METRICS]])
+    return markdown_table(header, body)

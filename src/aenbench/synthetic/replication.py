@@ -1,0 +1,42 @@
+"""The replication runs (issue 8): our paper-scale SAEs at the reference configurations of
+``reference_synthetic_v1.csv``, exported as a small CSV that is committed under
+``results/reference/replication_ours.csv`` so the replication table rebuilds without retraining.
+
+Every exported row keeps what defines and dates it: ρ, the reference model and config string it
+replicates, our family / params / seed, the metrics, the training budget, the device, the git
+commit and the sae-lens / torch versions of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from aenbench.io import write_with
+
+EXPORT_COLUMNS = [
+    "dataset", "model", "reference_config", "family", "architecture", "params", "seed",
+    "L0", "dead_pct", "EV", "MSE", "shrinkage", "MCC", "support_f1", "support_precision", "support_recall",
+    "lipschitz_median", "lipschitz_p99", "support_flip_rate", "fista_code_gap_median",
+    "pct_w_at_max", "pct_w_at_min", "dead_window_tokens", "steps", "batch_size", "samples_seen",
+    "train_seconds", "device", "git_commit", "sae_lens_version", "torch_version",
+]
+
+
+def export(leaderboard: pd.DataFrame, families: Mapping[str, Mapping[str, Any]], out_csv: str | Path) -> pd.DataFrame:
+    """Our synthetic rows of the families named in ``families`` (family -> {model, config}),
+    with the reference model and config they replicate. Refuses a mapping that names a family
+    with no rows, so a missing run cannot drop out of the table unnoticed."""
+    ours = leaderboard[(leaderboard["source"] == "ours") & (leaderboard["track"] == "synthetic")]
+    missing = [f for f in families if f not in set(ours["family"])]
+    if missing:
+        raise ValueError(f"replication.families names {missing}, which have no rows in the leaderboard; "
+                         "train them first (synthetic.pairs) or remove them from replication.families")
+    df = ours[ours["family"].isin(list(families))].copy()
+    df["model"] = df["family"].map(lambda f: families[f]["model"])
+    df["reference_config"] = df["family"].map(lambda f: families[f]["config"])
+    df = df[[c for c in EXPORT_COLUMNS if c in df.columns]].sort_values(["dataset", "model", "seed"])
+    write_with(out_csv, lambda tmp: df.to_csv(tmp, index=False))
+    return df
