@@ -74,7 +74,7 @@ def test_all_violations_are_reported_at_once(repo_root, tmp_path, smoke_cfg):
 
 
 @pytest.mark.parametrize("name", ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b",
-                                  "paper_smollm2"])
+                                  "paper_smollm2", "replication_synthetic"])
 def test_every_shipped_config_plans(repo_root, tmp_path, name):
     with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
         cfg = yaml.safe_load(f)
@@ -140,6 +140,15 @@ BAD_CONFIGS = [
     ("synthetic.train.seeds", [0, 0], "synthetic.train.seeds = [0, 0]: items must be unique"),
     ("families.L1.grid.l1_coefficient", [], "families.L1.grid.l1_coefficient = []: needs at least 1 item"),
     ("llm.width", 0.5, "llm.width = 0.5: must be of type integer"),
+    ("families.JumpReLU.grid.l0_coefficient", [-1.0],
+     "families.JumpReLU.grid.l0_coefficient = -1.0: must be a number ≥ 0"),
+    ("synthetic.pairs", {"rho0.9": ["Nope"]}, "synthetic.pairs.rho0.9 lists 'Nope', which is not in synthetic.families"),
+    ("synthetic.pairs", {"rho0.5": ["AEN"]}, "synthetic.pairs.rho0.5: not a dataset of synthetic.rhos"),
+    ("ablations.warmup.base", "Nope", "ablations.warmup.base = 'Nope': not a family"),
+    ("ablations.warmup.datasets", ["rho0.3"], "ablations.warmup.datasets lists 'rho0.3'; known datasets"),
+    ("ablations.warmup.arms", {"T_w=0": {"warmup_steps": -1}},
+     "ablations.warmup.arms.T_w=0.fixed.warmup_steps = -1: must be an integer ≥ 0"),
+    ("ablations.warmup.arms", {"bad label": {}}, "ablations.warmup.arms = 'bad label': must match"),
 ]
 
 
@@ -152,7 +161,8 @@ def test_bad_hyperparameter_or_range_is_named(repo_root, smoke_cfg, field, value
 
 
 def test_shipped_configs_pass_the_range_checks(repo_root):
-    for name in ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b", "paper_smollm2"]:
+    for name in ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b", "paper_smollm2",
+                 "replication_synthetic"]:
         with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
             assert _problems(repo_root, yaml.safe_load(f)) == [], name
 

@@ -132,3 +132,42 @@ def test_llm_track_outputs(smoke_run, repo_root):
     assert (smoke_run / "figures" / "llm_dead_ev_vs_l0.png").stat().st_size > 10_000
     table = (smoke_run / "figures" / "tables" / "llm_target_l0.md").read_text()
     assert "| paper |" in table and "| ours |" in table
+
+
+def test_synthetic_artefacts_of_issue_8(smoke_run, repo_root):
+    """Per-ρ F-syn figures and T-syn tables, the stability group, the ablation and the
+    replication table are built by figures/all."""
+    _, cfg = expected_rows(repo_root)
+    syn = cfg["synthetic"]
+    manifest = (smoke_run / "figures" / "all").read_text()
+    for rho in syn["rhos"]:
+        png = smoke_run / "figures" / "synthetic" / f"rho{rho}_dead_ev_vs_l0.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"figures/synthetic/rho{rho}_dead_ev_vs_l0.png" in manifest
+        table = pd.read_csv(smoke_run / "figures" / "tables" / "synthetic" / f"rho{rho}_closest_to_k.csv")
+        assert list(table["family"]) == syn["families"]  # one row per family, in config order
+        assert (table["L0_matched"] == ((table["L0"] - syn["k"]).abs() <= 0.25 * syn["k"])).all()
+    df = pd.read_csv(smoke_run / "results" / "leaderboard.csv")
+    ours = df[(df["source"] == "ours") & (df["track"] == "synthetic")]
+    for col in ["lipschitz_median", "lipschitz_p99", "support_flip_rate"]:
+        assert ours[col].map(math.isfinite).all(), col
+        assert (ours[col] >= 0).all()
+    assert (ours["lipschitz_p99"] >= ours["lipschitz_median"]).all()
+    aen = ours["architecture"] == "aen"
+    assert ours.loc[aen, "fista_code_gap_median"].map(math.isfinite).all()
+    assert ours.loc[~aen & (ours["kind"] == "family"), "fista_code_gap_median"].isna().all()
+    assert (smoke_run / "figures" / "synthetic_stability_vs_rho.png").stat().st_size > 10_000
+    ablation = pd.read_csv(smoke_run / "figures" / "ablations" / "warmup.csv")
+    arms = cfg["ablations"]["warmup"]
+    assert set(ablation["arm"]) == set(arms["arms"]) and set(ablation["dataset"]) == set(arms["datasets"])
+    replication = (smoke_run / "figures" / "tables" / "synthetic_replication.md").read_text()
+    assert "| AEN |" in replication and "| TopK |" in replication
+
+
+def test_an_ablation_reruns_alone(smoke_run, repo_root):
+    """`snakemake ablation_warmup` forced to retrain plans only that ablation's jobs."""
+    proc = snakemake(repo_root, smoke_run, "-n", "ablation_warmup", "--forcerun", "ablation_train", "--cores", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    stats = out[out.index("Job stats"):].split("total")[0]
+    planned = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert planned == {"ablation_train", "ablation_summary", "ablation_warmup"}, planned
