@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/synthsae.smk"
 include: "workflow/rules/llm.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/leaderboard.smk"

@@ -120,3 +120,24 @@ def test_ema_is_updated_before_the_loss_and_stored():
 def test_bad_hyperparameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         AENTrainingSAEConfig(d_in=2, d_sae=2, **{field: value})
+
+
+def test_nonneg_penalties_equal_the_general_ones_in_value_and_gradient():
+    """The fast path for ReLU codes (no |·| pass, ‖h‖² by one norm) is the same function."""
+    import torch
+
+    from aenbench.saes.aen import aen_penalties, update_ema
+
+    g = torch.Generator().manual_seed(0)
+    acts = torch.relu(torch.randn(64, 32, generator=g)).requires_grad_(True)
+    w = torch.rand(32, generator=g) + 0.5
+    fast = aen_penalties(acts, w, 0.3, 0.2, nonneg=True)
+    grads_fast = torch.autograd.grad(fast["l1_loss"] + fast["l2_loss"], acts)[0]
+    slow = aen_penalties(acts, w, 0.3, 0.2)
+    grads_slow = torch.autograd.grad(slow["l1_loss"] + slow["l2_loss"], acts)[0]
+    for key in ("l1_loss", "l2_loss"):
+        torch.testing.assert_close(fast[key], slow[key], rtol=1e-6, atol=0)
+    # |h| has subgradient 0 at h = 0 and the fast path gradient w there: only where h > 0 must agree
+    torch.testing.assert_close(grads_fast[acts > 0], grads_slow[acts > 0], rtol=1e-5, atol=1e-7)
+    a = torch.full((32,), 0.5)
+    torch.testing.assert_close(update_ema(a, acts.detach(), 0.9, nonneg=True), update_ema(a, acts.detach(), 0.9))

@@ -197,6 +197,18 @@ def consistency_problems(cfg: dict[str, Any]) -> list[str]:
                                                     syn["m"], "synthetic.m")
         for name, variant in (cfg.get("variants") or {}).items():
             problems += hyperparameter_problems(f"variants.{name}", variant, arch_defaults, syn["m"], "synthetic.m")
+    ss = cfg.get("synthsae")
+    if ss is not None:
+        for name in ss["families"]:
+            if name not in families:
+                problems.append(f"synthsae.families lists {name!r}, which is not defined under families "
+                                f"(defined: {', '.join(families)})")
+            else:
+                problems += hyperparameter_problems(f"families.{name}", families[name], arch_defaults,
+                                                    ss["width"], "synthsae.width")
+        if ss["train"].get("dead_window_steps", 1000) > ss["train"]["steps"]:
+            problems.append(f"synthsae.train.dead_window_steps = {ss['train'].get('dead_window_steps', 1000)} exceeds "
+                            f"synthsae.train.steps = {ss['train']['steps']}: use a window ≤ steps")
     llm = cfg.get("llm")
     if llm is not None:
         train = llm["train"]

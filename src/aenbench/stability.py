@@ -338,7 +338,7 @@ def sae_stability(
     (``objective_sae``: an AEN training SAE, see :func:`aen_objective_params`), the gap between
     its amortised codes and the exact minimiser h* of that objective for its learned decoder
     (:func:`fista_nonneg_elastic_net`, warm-started at the amortised code). Architectures
-    without such an objective (TopK, gated, JumpReLU, BatchTopK) get NaN gaps.
+    without such an objective (TopK, gated, JumpReLU, BatchTopK) get no gap keys.
 
     ``code_scale_M`` (e.g. the decoder row norms) rescales the codes for the perturbation
     statistics only, h_j ↦ h_j·s_j, so that maps with different decoder scales are comparable;
@@ -347,9 +347,8 @@ def sae_stability(
     pert = perturbation_stats(scaled, x_BN, eps=eps, n_perturb=n_perturb, seed=seed)
     out = {k: float(pert[k]) for k in ("lipschitz_median", "lipschitz_p99", "lipschitz_max",
                                        "support_flip_rate", "support_flip_any")}
-    gap_keys = ("fista_code_gap_median", "fista_code_gap_p90", "fista_objective_gap_median", "fista_support_f1")
     if objective_sae is None:
-        return {**out, **{k: math.nan for k in gap_keys}}
+        return out  # no convex objective: no gap keys (NaN in the leaderboard; JSON has no NaN)
     params = aen_objective_params(objective_sae)
     h_a_BM = encode(x_BN)
     h_star_BM, info = fista_nonneg_elastic_net(

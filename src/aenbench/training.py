@@ -268,6 +268,9 @@ def train_sae(
     post_step = getattr(sae, "post_optimizer_step", None)
     if callable(post_step):
         trainer.optimizer.register_step_post_hook(lambda *_: post_step())
+        if hasattr(sae, "projected_after_step"):
+            post_step()  # rows unit-norm before the first step, then the hook keeps them so,
+            sae.projected_after_step = True  # so the forward pass need not project again
     start = time.perf_counter()
     trainer.fit()  # sae-lens's own tqdm bar shows progress
     seconds = time.perf_counter() - start

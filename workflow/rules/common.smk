@@ -122,3 +122,22 @@ def ablation_run_dirs(name):
 
 def ablation_artefacts(name):
     return [f"figures/ablations/{name}.{ext}" for ext in ("csv", "md", "png")]
+
+
+# --- SynthSAEBench-style track (workflow/rules/synthsae.smk)
+
+
+def synthsae_family_runs(family):
+    """(run folder name, swept values) for every SAE of a family on the synthsae teacher."""
+    space = Paramspace(
+        family_table(config["families"][family], config["synthsae"]["train"]["seeds"]), filename_params="*"
+    )
+    return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
+
+
+def synthsae_arch_defaults():
+    """config arch_defaults with synthsae.arch_defaults laid over them, per architecture."""
+    merged = {a: dict(v) for a, v in (config.get("arch_defaults") or {}).items()}
+    for arch, values in (config["synthsae"].get("arch_defaults") or {}).items():
+        merged.setdefault(arch, {}).update(values)
+    return merged

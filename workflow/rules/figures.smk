@@ -138,6 +138,7 @@ SYNTHETIC_ARTEFACTS = (
 ALL_ARTEFACTS = [
     "results/leaderboard.csv",
     *SYNTHETIC_ARTEFACTS,
+    *SYNTHSAE_ARTEFACTS,
     "results/metrics.yaml",
     *LLM_ARTEFACTS,
     *PROVENANCE_ARTEFACTS,

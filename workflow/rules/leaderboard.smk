@@ -11,11 +11,13 @@ rule leaderboard:
     input:
         runs=[
             *(f"results/synthetic/{d}/runs/{f}" for d, f in SYN_PAIRS),
+            *SYNTHSAE_RUN_DIRS,
             *LLM_RUN_DIRS,
         ],
         # parallel to runs: the benchmark file of the job that trained each folder
         benchmarks=[
             *(f"benchmarks/synthetic/{d}/train_{f}.tsv" for d, f in SYN_PAIRS),
+            *SYNTHSAE_BENCHMARKS,
             *LLM_BENCHMARKS,
         ],
         variant_runs=VARIANT_RUN_DIRS,

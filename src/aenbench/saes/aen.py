@@ -117,15 +117,28 @@ def effective_weights(
     return 1.0 + (raw_weights(a_M, gamma, p, w_min, w_max) - 1.0) * phi
 
 
-def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float) -> torch.Tensor:
-    """a ← max(β a + (1−β) mean_b |h_b|, 1e-5)."""
-    return (beta * a_M + (1.0 - beta) * acts_BM.abs().mean(dim=0)).clamp(min=EMA_FLOOR)
+def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float, nonneg: bool = False) -> torch.Tensor:
+    """a ← max(β a + (1−β) mean_b |h_b|, 1e-5). ``nonneg=True`` promises h ≥ 0 (ReLU codes),
+    so |h| = h and the pass over the B×m codes that takes |h| is skipped."""
+    mean_abs_M = (acts_BM if nonneg else acts_BM.abs()).mean(dim=0)
+    return (beta * a_M + (1.0 - beta) * mean_abs_M).clamp(min=EMA_FLOOR)
 
 
 def aen_penalties(
-    acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float, l2: float
+    acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float, l2: float, nonneg: bool = False
 ) -> dict[str, torch.Tensor]:
-    """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj²."""
+    """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj².
+
+    ``nonneg=True`` promises h ≥ 0 (ReLU codes): then |h| = h, the ℓ1 term is the mat-vec h w̃
+    with no |·| pass (forward and backward), and Σ h² is ‖h‖²_F from one norm reduction instead of
+    an elementwise square (bench/RESULTS.md: these passes were AEN's whole overhead over sae-lens
+    ``standard`` at the Pythia-70M shape). Same values either way."""
+    batch = acts_BM.shape[0]
+    if nonneg:
+        return {
+            "l1_loss": l1 * (acts_BM @ w_tilde_M).sum() / batch,
+            "l2_loss": l2 * torch.linalg.vector_norm(acts_BM).square() / batch,
+        }
     return {
         "l1_loss": l1 * (acts_BM.abs() @ w_tilde_M).mean(),
         "l2_loss": l2 * acts_BM.pow(2).sum(dim=-1).mean(),
@@ -262,6 +275,7 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
 
     def __init__(self, cfg: AENTrainingSAEConfig, use_error_term: bool = False):
         super().__init__(cfg, use_error_term)
+        self.projected_after_step = False  # set by aenbench.training.train_sae's post-step hook
         if cfg.loss_convention == "authors":
             self.mse_loss_fn = _authors_mse
 
@@ -301,7 +315,7 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
         """EMA update then w̃ for step t (w̃ ≡ 1 when ``adaptive`` is off; the EMA is still kept
         so the weight histogram of a non-adaptive run can be inspected)."""
         cfg = self.cfg
-        self.ema_activity.copy_(update_ema(self.ema_activity, acts_BM, cfg.beta))
+        self.ema_activity.copy_(update_ema(self.ema_activity, acts_BM, cfg.beta, nonneg=True))
         if cfg.adaptive:
             w_tilde = effective_weights(
                 self.ema_activity, t, gamma=cfg.gamma, p=cfg.p, w_min=cfg.w_min,
@@ -314,8 +328,11 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
     @override
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
         # Keeps the authors' order even when driven by a plain sae-lens SAETrainer that has no
-        # post-step hook: the loss is always computed with unit-norm decoder rows.
-        self.project_decoder()
+        # post-step hook: the loss is always computed with unit-norm decoder rows. aenbench's
+        # trainer projects after every optimiser step (``post_optimizer_step``) and sets
+        # ``projected_after_step``; the rows are then already unit-norm and this pass is skipped.
+        if not self.projected_after_step:
+            self.project_decoder()
         return super().training_forward_pass(step_input)
 
     @override
@@ -326,10 +343,11 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
         hidden_pre: torch.Tensor,
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
+        # ReLU codes (times decoder norms under weight_penalty) are ≥ 0
         acts_BM = self.penalised_acts(feature_acts)
         w_tilde_M = self.update_adaptive_state(acts_BM.detach(), step_input.n_training_steps)
         return aen_penalties(
-            acts_BM, w_tilde_M, step_input.coefficients["l1"], step_input.coefficients["l2"]
+            acts_BM, w_tilde_M, step_input.coefficients["l1"], step_input.coefficients["l2"], nonneg=True
         )
 
     def weight_summary(self) -> dict[str, Any]:

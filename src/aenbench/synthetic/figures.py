@@ -89,7 +89,8 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
     _save(fig, out_path)
 
 
-def closest_to_k(rows: pd.DataFrame, k: int, families: Sequence[str] | None = None) -> pd.DataFrame:
+def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = None,
+                 extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Per (dataset, family): the run whose L0 is closest to k (ties: the lower dead %), with the
     T-syn columns, the stability columns when present and an ``L0_matched`` flag (|L0 − k| ≤ 25 % k)."""
     out = []
@@ -98,7 +99,7 @@ def closest_to_k(rows: pd.DataFrame, k: int, families: Sequence[str] | None = No
         best = fam.iloc[0]
         row = {"dataset": dataset, "rho": _rho(dataset), "family": family, "config": best["params"],
                "seed": best["seed"], "n_runs": len(fam)}
-        for col in [*CLOSEST_COLUMNS, *STABILITY_COLUMNS, "pct_w_at_max"]:
+        for col in [*CLOSEST_COLUMNS, *STABILITY_COLUMNS, "pct_w_at_max", *extra_columns]:
             if col in best.index:
                 row[col] = best[col]
         if "pct_w_at_max" in row and str(best.get("hp_adaptive")) != "True":

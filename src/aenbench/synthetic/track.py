@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -76,6 +77,44 @@ def evaluate_on_spiked(
     }
 
 
+@dataclass
+class TeacherData:
+    """What training on one synthetic ground truth needs, whatever the generator.
+
+    ``make_stream(seed, batch_size)`` gives the training stream of a run (an iterator of x_BN
+    batches that depends on its seed alone, so a resumed run replays it); ``evaluate(inference,
+    training)`` the metric groups of a trained SAE; ``teacher`` identifies the ground truth in the
+    run's fingerprint and record."""
+
+    track: str
+    eval_type_id: str
+    d_in: int
+    d_sae: int
+    make_stream: Callable[[int, int], Any]
+    evaluate: Callable[[SAE[Any], Any], dict[str, dict[str, float]]]
+    teacher: dict[str, Any]
+    eval_config: dict[str, Any]
+
+
+def spiked_data(dictionary_path: str | Path, spec: dict[str, Any], train: dict[str, Any]) -> TeacherData:
+    """The spiked teacher of ``spec`` (its dictionary from ``dictionary_path``) as TeacherData."""
+    d_MN = load_file(str(dictionary_path))["D_MN"]
+    magnitude = tuple(spec["magnitude"])
+
+    def evaluate(inference_sae: SAE[Any], sae: Any) -> dict[str, dict[str, float]]:
+        objective = sae if sae.cfg.architecture() == AEN_ARCHITECTURE else None
+        return evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"],
+                                  magnitude, objective_sae=objective)
+
+    return TeacherData(
+        track="synthetic", eval_type_id=EVAL_TYPE_ID, d_in=spec["n"], d_sae=spec["m"],
+        make_stream=lambda seed, batch: SpikedStream(d_MN, spec["k"], batch, seed=seed, low=magnitude[0],
+                                                     high=magnitude[1]),
+        evaluate=evaluate, teacher=spec,
+        eval_config={"n_eval_samples": train["eval_samples"], "eval_seed": train["eval_seed"]},
+    )
+
+
 def train_family(
     *,
     dictionary_path: str | Path,
@@ -90,8 +129,27 @@ def train_family(
     device: str = "auto",
     checkpoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every run of one family on one spiked dataset, in one process (sae-lens costs
-    seconds to import), and write ``out_dir/<run_id>/{sae/, metrics.json}``. The folder is
+    """Train every run of one family on one spiked dataset (:func:`train_runs`)."""
+    return train_runs(data=spiked_data(dictionary_path, spec, train), out_dir=out_dir, dataset=dataset,
+                      family_name=family_name, family=family, runs=runs, train=train, arch_defaults=arch_defaults,
+                      device=device, checkpoint_dir=checkpoint_dir)
+
+
+def train_runs(
+    *,
+    data: TeacherData,
+    out_dir: str | Path,
+    dataset: str,
+    family_name: str,
+    family: dict[str, Any],
+    runs: list[tuple[str, dict[str, Any]]],
+    train: dict[str, Any],
+    arch_defaults: dict[str, dict[str, Any]],
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Train every run of one family on one synthetic ground truth, in one process (sae-lens
+    costs seconds to import), and write ``out_dir/<run_id>/{sae/, metrics.json}``. The folder is
     built aside and renamed into place, so a killed job leaves no partial results.
 
     Checkpoints go to ``checkpoint_dir`` (default: ``checkpoint_root(out_dir)``, outside the
@@ -101,15 +159,16 @@ def train_family(
     device = resolve_device(device)
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
     every = int(train.get("checkpoint_every", 1000))
-    d_MN = load_file(str(dictionary_path))["D_MN"]
-    magnitude = tuple(spec["magnitude"])
     results = []
     with atomic_dir(out_dir) as tmp_dir:
         for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
             params = run_hyperparameters(family, row, arch_defaults)
             seed = int(row["seed"])
-            run_fp = fingerprint({"architecture": family["architecture"], "params": params, "seed": seed,
-                                  "spec": spec, "train": train, "device": device})
+            fp_obj = {"architecture": family["architecture"], "params": params, "seed": seed,
+                      "spec": data.teacher, "train": train, "device": device}
+            if data.track != "synthetic":
+                fp_obj["track"] = data.track
+            run_fp = fingerprint(fp_obj)
             run_ckpt = ckpt_root / run_id
             done = run_ckpt / "done"
             if (done / "metrics.json").exists() and (done / "fingerprint").read_text() == run_fp:
@@ -117,10 +176,10 @@ def train_family(
                 results.append(json.loads((done / "metrics.json").read_text()))
                 log.info("%s %s: finished before the job was interrupted; not retrained", family_name, run_id)
                 continue
-            sae = build_training_sae(family["architecture"], spec["n"], spec["m"], params, seed, device)
-            stream = SpikedStream(d_MN, spec["k"], train["batch_size"], seed=seed, low=magnitude[0], high=magnitude[1])
+            sae = build_training_sae(family["architecture"], data.d_in, data.d_sae, params, seed, device)
             res = train_sae(
-                sae, stream, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
+                sae, data.make_stream(seed, train["batch_size"]), steps=train["steps"],
+                batch_size=train["batch_size"], lr=train["lr"],
                 dead_window_steps=train["dead_window_steps"],
                 auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
                 checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
@@ -128,14 +187,12 @@ def train_family(
             run_dir = tmp_dir / run_id
             sae.save_inference_model(str(run_dir / "sae"))
             inference_sae = SAE.load_from_disk(str(run_dir / "sae"), device=device)
-            groups = evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"], magnitude,
-                                        objective_sae=sae if family["architecture"] == AEN_ARCHITECTURE else None)
+            groups = data.evaluate(inference_sae, sae)
             add_training_metrics(groups, res, sae, train["batch_size"])
             record = make_record(
-                eval_type_id=EVAL_TYPE_ID,
+                eval_type_id=data.eval_type_id,
                 eval_config={
-                    "n_eval_samples": train["eval_samples"],
-                    "eval_seed": train["eval_seed"],
+                    **data.eval_config,
                     "dead_window_steps": res.dead_window_steps,
                     "dead_window_tokens": res.dead_window_steps * train["batch_size"],
                 },
@@ -144,9 +201,9 @@ def train_family(
                 sae_cfg=sae.cfg.to_dict(),
                 run_id=run_id,
                 run=run_block(
-                    track="synthetic", dataset=dataset, family_name=family_name, family=family, row=row,
+                    track=data.track, dataset=dataset, family_name=family_name, family=family, row=row,
                     params=params, seed=seed, res=res, train=train, device=device,
-                    teacher=spec,
+                    teacher=data.teacher,
                 ),
             )
             write_json(run_dir / "metrics.json", record)
@@ -155,8 +212,9 @@ def train_family(
                 shutil.copytree(run_dir, tmp_done, dirs_exist_ok=True)
                 (tmp_done / "fingerprint").write_text(run_fp)
             shutil.rmtree(run_ckpt / "latest", ignore_errors=True)
-            log.info("%s %s: L0=%.2f dead=%.1f%% EV=%.3f MCC=%.3f (%.1fs)", family_name, run_id,
-                     groups["sparsity"]["L0"], groups["sparsity"]["dead_pct"],
-                     groups["reconstruction"]["EV"], groups["dictionary"]["MCC"], res.seconds)
+            flat = {k: v for g in groups.values() for k, v in g.items()}
+            log.info("%s %s: L0=%.2f dead=%.1f%% EV=%.3f (%.1fs)", family_name, run_id,
+                     flat.get("L0", float("nan")), flat.get("dead_pct", float("nan")),
+                     flat.get("EV", float("nan")), res.seconds)
     shutil.rmtree(ckpt_root, ignore_errors=True)
     return results

@@ -1,0 +1,93 @@
+"""The SynthSAEBench-style track: a ``sae_lens.synthetic`` teacher (aenbench.synthetic.synthsae)
+→ the SAEs of one family, trained through the same path as the spiked track
+(``synthetic.track.train_runs``) → one SAEBench-style JSON per SAE.
+
+Each record carries sae-lens's own synthetic evals (group ``synth_eval``: ``synthetic/mcc``,
+``synthetic/uniqueness``, ``synthetic/classification/f1_score``, ... as sae-lens names them, so
+they compare with the published SynthSAEBench table) and, on the same samples, our sparsity,
+reconstruction and stability groups (the FISTA gap for aen SAEs too).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aenbench import metrics as M
+from aenbench.io import write_json
+from aenbench.provenance import git_commit, versions
+from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
+from aenbench.stability import sae_stability
+from aenbench.synthetic import synthsae
+from aenbench.synthetic.track import STABILITY_SAMPLES, TeacherData, train_runs
+
+TRACK = "synthsae"
+
+
+def make_teacher(spec: dict[str, Any], model_dir: str | Path, summary_path: str | Path) -> dict[str, Any]:
+    """Build the teacher of ``spec`` (overrides over ``synthsae.DEFAULT_SPEC``), save it with
+    sae-lens's format and write its summary (true L0, hierarchy size, superposition)."""
+    model = synthsae.build_synthetic_model(spec)
+    synthsae.save_model(model, model_dir)
+    out = {"spec": synthsae.resolve_spec(spec), "summary": synthsae.teacher_summary(model),
+           "git_commit": git_commit(), "versions": versions()}
+    write_json(summary_path, out)
+    return out
+
+
+def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, train: dict[str, Any]) -> TeacherData:
+    model = synthsae.load_model(model_dir)
+    resolved = synthsae.resolve_spec(spec)
+
+    def evaluate(inference_sae: Any, sae: Any) -> dict[str, dict[str, float]]:
+        groups = synthsae.evaluate(inference_sae, model, train["eval_samples"], train["eval_seed"])
+        x_BN = next(synthsae.SyntheticStream(model, min(train["eval_samples"], 8192), train["eval_seed"]))
+        with torch.no_grad():
+            acts_BM = inference_sae.encode(x_BN.to(inference_sae.device))
+            xhat_BN = inference_sae.decode(acts_BM).cpu()
+        x_stab_BN = x_BN[:STABILITY_SAMPLES].to(inference_sae.device)
+        groups["sparsity"] = M.sparsity_metrics(acts_BM.cpu())
+        groups.update(M.by_group(M.reconstruction_metrics(x_BN, xhat_BN)))
+        groups["stability"] = sae_stability(
+            inference_sae.encode, x_stab_BN, seed=train["eval_seed"],
+            objective_sae=sae if sae.cfg.architecture() == AEN_ARCHITECTURE else None,
+            code_scale_M=inference_sae.W_dec.detach().norm(dim=-1),
+            w_dec_MN=inference_sae.W_dec.detach(), b_dec_N=inference_sae.b_dec.detach(),
+        )
+        return groups
+
+    return TeacherData(
+        track=TRACK, eval_type_id=synthsae.EVAL_TYPE_ID, d_in=resolved["hidden_dim"], d_sae=width,
+        make_stream=lambda seed, batch: synthsae.activation_stream(model, batch, seed),
+        evaluate=evaluate, teacher={**resolved, "width": width},
+        eval_config={"n_eval_samples": train["eval_samples"], "eval_seed": train["eval_seed"],
+                     "evaluator": "sae_lens.synthetic.eval_sae_on_synthetic_data"},
+    )
+
+
+def train_family(*, model_dir: str | Path, out_dir: str | Path, dataset: str, family_name: str,
+                 family: dict[str, Any], runs: list[tuple[str, dict[str, Any]]], spec: dict[str, Any], width: int,
+                 train: dict[str, Any], arch_defaults: dict[str, dict[str, Any]], device: str = "auto") -> list[dict]:
+    return train_runs(data=synthsae_data(model_dir, spec, width, train), out_dir=out_dir, dataset=dataset,
+                      family_name=family_name, family=family, runs=runs, train=train, arch_defaults=arch_defaults,
+                      device=device)
+
+
+TABLE_COLUMNS = ["family", "config", "L0", "dead_pct", "EV", "synthetic/mcc", "synthetic/uniqueness",
+                 "synthetic/classification/f1_score", "synthetic/classification/precision",
+                 "synthetic/classification/recall", "synthetic/shrinkage", "lipschitz_median", "support_flip_rate"]
+
+
+def closest_to_true_l0(rows: Any, true_l0: float, families: list[str]) -> Any:
+    """Per family, the run whose L0 is closest to the teacher's true L0 (as T-syn does with k)."""
+    from aenbench.synthetic.figures import closest_to_k
+
+    return closest_to_k(rows, true_l0, families, extra_columns=[c for c in TABLE_COLUMNS if c.startswith("synthetic/")])
+
+
+def load_summary(path: str | Path) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
