@@ -156,7 +156,8 @@ def stability_vs_rho(table: pd.DataFrame, out_path: str | Path, families: Sequen
                 ax.plot(sub["rho"], sub[metric], "o-", color=palette[family], label=family)
         ax.set_xlabel("ρ (closest-to-k run of each family)")
         ax.set_title(label, fontsize=9)
-    axes[0, 0].legend(fontsize=8, title="family")
+    axes[0, -1].legend(*axes[0, 0].get_legend_handles_labels(), fontsize=8, title="family",
+                       loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     _save(fig, out_path)
 
