@@ -24,7 +24,7 @@ def built():
 # the figures and tables drawn from the leaderboard (they redraw whenever it changes); no
 # ablation, teacher or other family's job is among them
 LEADERBOARD_VIEWS = {"figure_synthetic_dead_ev_vs_l0", "figure_synthetic_rho", "table_synthetic_closest_to_k",
-                     "figure_synthetic_stability", "table_synthsae"}
+                     "figure_synthetic_stability", "figure_synthetic_adaptive_trace", "table_synthsae"}
 
 
 def planned_jobs(text):

@@ -156,6 +156,11 @@ def test_synthetic_artefacts_of_issue_8(smoke_run, repo_root):
     assert ours.loc[aen, "fista_code_gap_median"].map(math.isfinite).all()
     assert ours.loc[~aen & (ours["kind"] == "family"), "fista_code_gap_median"].isna().all()
     assert (smoke_run / "figures" / "synthetic_stability_vs_rho.png").stat().st_size > 10_000
+    trace = pd.read_csv(smoke_run / "figures" / "tables" / "synthetic_adaptive_trace.csv")
+    assert set(trace["family"]) == {"AL", "AEN"}  # the adaptive families of the smoke config
+    steps = syn["train"]["steps"]
+    assert set(trace["step"]) == set(range(0, steps, 100))  # aen.TRACE_EVERY
+    assert trace["pct_w_at_max"].between(0, 100).all()
     ablation = pd.read_csv(smoke_run / "figures" / "ablations" / "warmup.csv")
     arms = cfg["ablations"]["warmup"]
     assert set(ablation["arm"]) == set(arms["arms"]) and set(ablation["dataset"]) == set(arms["datasets"])

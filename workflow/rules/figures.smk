@@ -102,6 +102,26 @@ rule figure_synthetic_stability:
         "../scripts/figure_synthetic_stability.py"
 
 
+rule figure_synthetic_adaptive_trace:
+    input:
+        leaderboard="results/leaderboard.csv",
+    output:
+        png=report(
+            "figures/synthetic_adaptive_trace.png",
+            caption="../report/synthetic_adaptive_trace.rst",
+            category="Synthetic",
+        ),
+        csv="figures/tables/synthetic_adaptive_trace.csv",
+    params:
+        k=SYN.get("k"),
+    log:
+        "logs/figures/synthetic_adaptive_trace.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_synthetic_adaptive_trace.py"
+
+
 rule table_synthetic_replication:
     input:
         # committed with the checkout (read from it, as PAPER_REFERENCE)
@@ -129,6 +149,7 @@ SYNTHETIC_ARTEFACTS = (
         *expand("figures/synthetic/{dataset}_dead_ev_vs_l0.png", dataset=SYN_DATASETS),
         *expand("figures/tables/synthetic/{dataset}_closest_to_k.{ext}", dataset=SYN_DATASETS, ext=["csv", "md"]),
         "figures/synthetic_stability_vs_rho.png",
+        "figures/synthetic_adaptive_trace.png",
         "figures/tables/synthetic_replication.md",
         *ABLATION_ARTEFACTS,
     ]

@@ -78,6 +78,7 @@ from sae_lens.saes.sae import (
 )
 
 ARCHITECTURE = "aen"
+TRACE_EVERY = 100  # steps between two points of AENTrainingSAE.adaptive_trace
 EMA_FLOOR = 1e-5
 
 
@@ -276,6 +277,8 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
     def __init__(self, cfg: AENTrainingSAEConfig, use_error_term: bool = False):
         super().__init__(cfg, use_error_term)
         self.projected_after_step = False  # set by aenbench.training.train_sae's post-step hook
+        # weight_summary() every TRACE_POINTS-th of training, for the record (not in the state dict)
+        self.adaptive_trace: list[dict[str, Any]] = []
         if cfg.loss_convention == "authors":
             self.mse_loss_fn = _authors_mse
 
@@ -323,6 +326,8 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
             )
             self.adaptive_weights.copy_(w_tilde)
         self.weights_step.fill_(t)
+        if t % TRACE_EVERY == 0:
+            self.adaptive_trace.append({"step": int(t), **self.weight_summary()})
         return self.adaptive_weights
 
     @override

@@ -200,3 +200,51 @@ def replication_markdown(table: pd.DataFrame) -> str:
         body.append([f"{r['rho']:g}", r["family"], r["config"], r["seeds"], *ours_cells,
                      *[f"{r[f'{m}_paper']:.3g}" for m in REPLICATION_METRICS]])
     return markdown_table(header, body)
+
+
+# --------------------------------------------------------------------------- adaptive state
+
+
+def adaptive_traces(rows: pd.DataFrame, k: float, base_dir: str | Path = ".") -> pd.DataFrame:
+    """The adaptive-weight state over training (``adaptive_trace`` of each record: % raw weights
+    pinned at w_max / w_min, median EMA activity, mean w̃, every ``aen.TRACE_EVERY`` steps) of the
+    closest-to-k run of every adaptive family (``hp_adaptive`` true) on every dataset."""
+    import json
+
+    adaptive = rows[rows.get("hp_adaptive", pd.Series(False, index=rows.index)).astype(str) == "True"]
+    if adaptive.empty:
+        return pd.DataFrame()
+    picked = closest_to_k(adaptive, k)
+    out = []
+    for _, r in picked.iterrows():
+        src = adaptive[(adaptive["dataset"] == r["dataset"]) & (adaptive["family"] == r["family"])
+                       & (adaptive["params"] == r["config"]) & (adaptive["seed"] == r["seed"])].iloc[0]
+        with open(Path(base_dir) / src["metrics_path"]) as f:
+            trace = json.load(f).get("adaptive_trace") or []
+        out += [{"dataset": r["dataset"], "rho": r["rho"], "family": r["family"], "config": r["config"],
+                 "final_L0": r["L0"], **point} for point in trace]
+    return pd.DataFrame(out)
+
+
+def adaptive_trace_figure(trace: pd.DataFrame, out_path: str | Path) -> None:
+    """% raw adaptive weights pinned at w_max and the median EMA activity against the step, a
+    panel row per family, a line per ρ (the closest-to-k run)."""
+    families = sorted(trace["family"].unique()) if not trace.empty else []
+    fig, axes = plt.subplots(max(1, len(families)), 2, figsize=(11, 3.2 * max(1, len(families))), squeeze=False)
+    for i, family in enumerate(families):
+        sub = trace[trace["family"] == family]
+        for dataset, grp in sub.groupby("dataset"):
+            label = f"{_dataset_title(dataset)} ({grp['config'].iloc[0]}, L0 {grp['final_L0'].iloc[0]:.2g})"
+            axes[i, 0].plot(grp["step"], grp["pct_w_at_max"], label=label)
+            axes[i, 1].plot(grp["step"], grp["ema_median"], label=label)
+        axes[i, 0].set_ylabel(f"{family}: % w at w_max")
+        axes[i, 1].set_ylabel(f"{family}: median EMA a_j")
+        axes[i, 1].set_yscale("log")
+        axes[i, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    for ax in axes[-1]:
+        ax.set_xlabel("training step")
+    if not families:
+        axes[0, 0].text(0.5, 0.5, "no adaptive family in this run", ha="center", va="center")
+    fig.suptitle("adaptive weights over training (closest-to-k run per ρ)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_path)

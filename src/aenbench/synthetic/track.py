@@ -206,6 +206,9 @@ def train_runs(
                     teacher=data.teacher,
                 ),
             )
+            if getattr(sae, "adaptive_trace", None):
+                # the EMA / adaptive-weight state over training (every TRACE_EVERY steps)
+                record["adaptive_trace"] = sae.adaptive_trace
             write_json(run_dir / "metrics.json", record)
             results.append(record)
             with atomic_dir(done) as tmp_done:  # the finished run survives a kill of the job
