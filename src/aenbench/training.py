@@ -269,8 +269,9 @@ def train_sae(
     if callable(post_step):
         trainer.optimizer.register_step_post_hook(lambda *_: post_step())
         if hasattr(sae, "projected_after_step"):
-            post_step()  # rows unit-norm before the first step, then the hook keeps them so,
-            sae.projected_after_step = True  # so the forward pass need not project again
+            if found is None:  # a resumed W_dec was saved right after a post-step projection; projecting it
+                post_step()  # again would change its last bits and break bit-exact resumption
+            sae.projected_after_step = True  # the hook keeps rows unit-norm: no pre-forward projection
     start = time.perf_counter()
     trainer.fit()  # sae-lens's own tqdm bar shows progress
     seconds = time.perf_counter() - start
