@@ -13,6 +13,8 @@ Rows (issue 5):
 3. Harvest throughput: bench/harvest_throughput.py (needs resources/; run after the main job).
 4. Whole pipeline: wall time and peak memory per rule from Snakemake's benchmark files.
 5. Per-job overhead: a sweep of SAEs trained one per process against all in one process.
+Change 2 (bench/RESULTS.md): TopK without AuxK, the step with the zero-weighted AuxK pass skipped
+over sae-lens's own step (``--rows topk_noaux``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def matmul_peak_gflops(n: int, m: int, batch: int, device: str, repeats: int = 5
 
 
 def step_seconds(arch: str, params: dict, n: int, m: int, batch: int, steps: int, device: str,
-                 data: torch.Tensor) -> float:
+                 data: torch.Tensor, auxk_dead_window_steps: int = 1000, skip_zero_auxk: bool = True) -> float:
     from aenbench.training import build_training_sae, train_sae
 
     def provider():
@@ -72,7 +74,10 @@ def step_seconds(arch: str, params: dict, n: int, m: int, batch: int, steps: int
             i += 1
 
     sae = build_training_sae(arch, n, m, params, seed=0, device=device)
-    res = train_sae(sae, provider(), steps=steps, batch_size=batch, lr=1e-3, dead_window_steps=1, device=device)
+    if not skip_zero_auxk:
+        vars(sae).pop("calculate_aux_loss", None)  # sae-lens's own AuxK pass again
+    res = train_sae(sae, provider(), steps=steps, batch_size=batch, lr=1e-3, dead_window_steps=1, device=device,
+                    auxk_dead_window_steps=auxk_dead_window_steps)
     return res.seconds / steps
 
 
@@ -101,6 +106,27 @@ def bench_overhead(shapes, repeats: int, device: str) -> list[dict]:
             "ratio": flops / t_aen / 1e9 / peak, "target": ">= 0.60 (LLM shapes, CPU)",
         })
         print(rows[-2], rows[-1], flush=True)
+    return rows
+
+
+def bench_topk_noaux(shapes, repeats: int, device: str) -> list[dict]:
+    """TopK without AuxK (aux_loss_coefficient = 0, k = 16): the step with aenbench's skip of the
+    zero-weighted AuxK pass over the step with sae-lens's own pass (computed, then multiplied by 0).
+    sae-lens's dead mask for AuxK is set to a 1-step window so that, as in the paper-scale TopK
+    runs (77–98 % dead), most latents count as dead and the AuxK pass does its full work."""
+    rows = []
+    params = dict(k=16, aux_loss_coefficient=0.0)
+    for name, n, m, batch, steps in shapes:
+        data = torch.randn(4, batch, n, device="cpu")
+        skip, full = [], []
+        for _ in range(repeats):
+            full.append(step_seconds("topk", params, n, m, batch, steps, device, data, 1, skip_zero_auxk=False))
+            skip.append(step_seconds("topk", params, n, m, batch, steps, device, data, 1, skip_zero_auxk=True))
+        t_skip, t_full = statistics.median(skip), statistics.median(full)
+        rows.append({"row": f"topk_noaux_skip/{name}", "shape": f"{n}->{m} B={batch}", "device": device,
+                     "skip_step_ms": 1e3 * t_skip, "saelens_step_ms": 1e3 * t_full, "ratio": t_skip / t_full,
+                     "target": "< 1 (change 2)"})
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -187,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny shapes (seconds); what the tests run")
     ap.add_argument("--pipeline", type=Path, help="a folder where `snakemake figures/all` finished")
     ap.add_argument("--skip-per-job", action="store_true")
+    ap.add_argument("--rows", nargs="+", choices=["overhead", "topk_noaux", "per_job"],
+                    default=["overhead", "topk_noaux", "per_job"], help="which measured rows to run (default: all)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -203,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
         repeats, per_job = 3, (6, 500)
     info = machine()
-    rows = bench_overhead(shapes, repeats, device)
-    if not args.skip_per_job:
+    rows = bench_overhead(shapes, repeats, device) if "overhead" in args.rows else []
+    if "topk_noaux" in args.rows:
+        rows += bench_topk_noaux(shapes[:2], repeats, device)
+    if "per_job" in args.rows and not args.skip_per_job:
         rows += bench_per_job(*per_job)
     if args.pipeline:
         rows += bench_pipeline(args.pipeline)

@@ -82,3 +82,27 @@ def test_save_load_round_trip_in_a_fresh_process(tmp_path):
     for key in ("acts", "recon", "ema", "w_tilde"):
         assert torch.equal(exp[key], got[key]), key
     assert sae_lens.SAE.load_from_disk(str(sae_dir)).cfg.architecture() == "aen"
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk"])
+def test_skipping_a_zero_auxk_loss_changes_no_bit(architecture):
+    """TopK without AuxK: the skipped AuxK pass (coefficient 0) leaves every weight bit-identical,
+    on a teacher where many latents are dead so the AuxK path really runs in the reference."""
+    from aenbench.training import skip_zero_auxk
+
+    d_MN = spiked_dictionary(8, 64, 0.7, seed=0)
+    params = dict(k=2, aux_loss_coefficient=0.0)
+    results = []
+    for skip in (True, False):
+        sae = build_training_sae(architecture, 8, 64, params, seed=0)
+        if not skip:  # undo the instance override: sae-lens's own calculate_aux_loss again
+            del sae.calculate_aux_loss
+        res = train_sae(sae, SpikedStream(d_MN, 2, 32, seed=0), steps=40, batch_size=32, lr=1e-2,
+                        dead_window_steps=5, auxk_dead_window_steps=2)
+        results.append(res)
+    assert results[1].dead_mask_M.any()  # dead latents exist, so the unskipped AuxK path ran
+    for name, t in results[0].sae.state_dict().items():
+        assert torch.equal(t, results[1].sae.state_dict()[name]), name
+    with_aux = build_training_sae(architecture, 8, 64, dict(k=2, aux_loss_coefficient=1 / 32), seed=0)
+    assert not skip_zero_auxk(with_aux)
+    assert "calculate_aux_loss" not in vars(with_aux)

@@ -44,6 +44,7 @@ from sae_lens.config import SAETrainerConfig
 from sae_lens.constants import ACTIVATION_SCALER_CFG_FILENAME, TRAINER_STATE_FILENAME
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
 from sae_lens.saes.sae import TrainingSAE, TrainStepOutput
+from sae_lens.saes.topk_sae import TopKTrainingSAE
 
 import aenbench  # noqa: F401  (registers aen)
 from aenbench.io import atomic_dir, write_json
@@ -93,7 +94,31 @@ def build_training_sae(
             f"bad hyperparameters for architecture {architecture!r}: {err}. Allowed fields: {', '.join(fields)}"
         ) from err
     torch.manual_seed(seed)
-    return sae_cls(cfg)
+    sae = sae_cls(cfg)
+    skip_zero_auxk(sae)
+    return sae
+
+
+def skip_zero_auxk(sae: TrainingSAE[Any]) -> bool:
+    """Do not compute an AuxK loss that is multiplied by zero.
+
+    sae-lens's TopK (and BatchTopK, its subclass) returns ``aux_loss_coefficient · scale · AuxK``
+    from ``calculate_aux_loss``; with ``aux_loss_coefficient = 0`` ("TopK without AuxK") it still
+    runs the top-k over dead latents, a decode of k_aux latents and their backward, then multiplies
+    the result by 0. Here the instance's ``calculate_aux_loss`` returns the same key with an exact
+    0 instead, so the total loss and every gradient are unchanged bit for bit (tested) and the
+    step skips that work (bench/RESULTS.md, change 2). The SAE class, its config and its saved
+    files are sae-lens's own; nothing else changes.
+    """
+    if not isinstance(sae, TopKTrainingSAE) or float(sae.cfg.aux_loss_coefficient) != 0.0:
+        return False
+
+    def zero_aux_loss(step_input: Any, feature_acts: torch.Tensor, hidden_pre: torch.Tensor,
+                      sae_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"auxiliary_reconstruction_loss": sae_out.new_zeros(())}
+
+    sae.calculate_aux_loss = zero_aux_loss  # type: ignore[method-assign]
+    return True
 
 
 def fingerprint(obj: Any) -> str:
