@@ -35,19 +35,16 @@ def dead_trajectory(family: dict, params: dict, rho: float, steps: int, batch: i
             out = super().step(batch_BN)
             s = self.n_training_steps + 1  # sae-lens counts the step after step() returns
             if s % every == 0 or s == steps:
-                since_M = self.n_forward_passes_since_fired.cpu()
-                snap[s] = round(100 * (since_M >= s // 5).float().mean().item(), 1)
+                snap[s] = round(100 * self.dead_mask(s // 5).float().mean().item(), 1)
             return out
 
+    train = spec["train"]
     d_MN = spiked_dictionary(spec["n"], spec["m"], rho, spec["dictionary_seed"])
     sae = T.build_training_sae(family["architecture"], spec["n"], spec["m"], params, seed)
-    original, T.CheckedTrainer = T.CheckedTrainer, Recording
-    try:
-        T.train_sae(sae, SpikedStream(d_MN, spec["k"], batch, seed=seed, low=spec["magnitude"][0],
-                                      high=spec["magnitude"][1]),
-                    steps=steps, batch_size=batch, lr=1e-3, dead_window_steps=1, auxk_dead_window_steps=1000)
-    finally:
-        T.CheckedTrainer = original
+    T.train_sae(sae, SpikedStream(d_MN, spec["k"], batch, seed=seed, low=spec["magnitude"][0],
+                                  high=spec["magnitude"][1]),
+                steps=steps, batch_size=batch, lr=train["lr"], dead_window_steps=1,
+                auxk_dead_window_steps=train["auxk_dead_window_steps"], trainer_cls=Recording)
     return snap
 
 

@@ -165,6 +165,10 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
             raise DivergenceError(s, values, self.last_checkpoint)
         return out
 
+    def dead_mask(self, window_steps: int) -> torch.Tensor:
+        """dead_M: latents that did not fire in the last ``window_steps`` steps (on the CPU)."""
+        return (self.n_forward_passes_since_fired >= window_steps).cpu()
+
     def save_resume_checkpoint(self) -> None:
         assert self.checkpoint_dir is not None
         with atomic_dir(self.checkpoint_dir / "latest") as tmp:
@@ -256,6 +260,7 @@ def train_sae(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 0,
     run_fingerprint: str = "",
+    trainer_cls: type[CheckedTrainer] = CheckedTrainer,
 ) -> TrainResult:
     """Run sae-lens's ``SAETrainer`` for ``steps`` steps of ``batch_size`` samples at constant lr.
 
@@ -265,7 +270,8 @@ def train_sae(
 
     With ``checkpoint_dir``, a checkpoint is saved there every ``checkpoint_every`` steps and a
     checkpoint already there with the same ``run_fingerprint`` is resumed from. ``seconds`` is
-    the time of this process's part of the loop.
+    the time of this process's part of the loop. ``trainer_cls`` is a subclass of
+    ``CheckedTrainer`` to train with (e.g. one that records state every few steps).
     """
     if dead_window_steps > steps:
         raise ValueError(f"dead_window_steps ({dead_window_steps}) must be ≤ steps ({steps})")
@@ -283,7 +289,7 @@ def train_sae(
         logger=LoggingConfig(log_to_wandb=False),
     )
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    trainer = CheckedTrainer(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
+    trainer = trainer_cls(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
                              checkpoint_dir=ckpt_dir, checkpoint_every=checkpoint_every,
                              run_fingerprint=run_fingerprint)
     found = find_checkpoint(ckpt_dir, run_fingerprint)
@@ -300,5 +306,5 @@ def train_sae(
     start = time.perf_counter()
     trainer.fit()  # sae-lens's own tqdm bar shows progress
     seconds = time.perf_counter() - start
-    dead_mask = (trainer.n_forward_passes_since_fired >= dead_window_steps).cpu()
-    return TrainResult(sae, trainer, seconds, trainer.n_training_steps, dead_window_steps, dead_mask)
+    return TrainResult(sae, trainer, seconds, trainer.n_training_steps, dead_window_steps,
+                       trainer.dead_mask(dead_window_steps))
