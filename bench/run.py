@@ -182,7 +182,7 @@ def bench_per_job(n_saes: int, steps: int) -> list[dict]:
     one_per_job = run([[v] for v in l1s])
     grouped = run([l1s])
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import aenbench"], check=True, env=env)
+    subprocess.run([sys.executable, "-c", "import aenbench.training"], check=True, env=env)
     import_s = time.perf_counter() - t
     row = {"row": "per_job_overhead", "shape": f"{n_saes} SAEs × {steps} steps (64->256 B=256)", "device": "cpu",
            "one_sae_per_job_s": one_per_job, "all_in_one_job_s": grouped, "import_aenbench_s": import_s,

@@ -16,7 +16,7 @@ pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "install: CUDA present, installing torch with CUDA"
-    "${pip[@]}" "torch>=2.4,<2.15"
+    "${pip[@]}" "torch>=2.6,<2.15"
   elif "${pip[@]}" --no-deps --no-index torch==2.13.0 2>/dev/null; then
     # a CPU wheel lies in pip's local wheel folder (find-links): torch alone from there, then its deps
     "${pip[@]}" torch==2.13.0

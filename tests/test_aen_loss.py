@@ -141,3 +141,19 @@ def test_nonneg_penalties_equal_the_general_ones_in_value_and_gradient():
     torch.testing.assert_close(grads_fast[acts > 0], grads_slow[acts > 0], rtol=1e-5, atol=1e-7)
     a = torch.full((32,), 0.5)
     torch.testing.assert_close(update_ema(a, acts.detach(), 0.9, nonneg=True), update_ema(a, acts.detach(), 0.9))
+
+
+@pytest.mark.parametrize("decoder_norm", ["project", "weight_penalty"])
+def test_penalty_coefficients_on_raw_codes_equal_the_penalties_on_penalised_codes(decoder_norm):
+    """Σ l1_j|h_j| + Σ l2_j h_j² (the per-latent form FISTA needs) = λ₁ Σ w̃|h̃| + λ₂ Σ h̃², per sample."""
+    from aenbench.saes.aen import l1_penalty, l2_penalty, penalised_codes, penalty_coefficients
+
+    g = torch.Generator().manual_seed(1)
+    h = torch.relu(torch.randn(6, 4, generator=g, dtype=torch.float64))
+    W = torch.randn(4, 3, generator=g, dtype=torch.float64)  # rows of norm ≠ 1
+    w = torch.rand(4, generator=g, dtype=torch.float64) + 0.5
+    l1_M, l2 = penalty_coefficients(w, L1, L2, W, decoder_norm)
+    h_tilde = penalised_codes(h, W, decoder_norm)
+    torch.testing.assert_close(l1_penalty(h, l1_M) + l2_penalty(h, l2),
+                               L1 * l1_penalty(h_tilde, w) + L2 * l2_penalty(h_tilde))
+    assert isinstance(l2, float) == (decoder_norm == "project")

@@ -66,7 +66,7 @@ def test_save_load_round_trip_in_a_fresh_process(tmp_path):
     save_file({"x": x, "acts": acts, "recon": recon, "ema": res.sae.ema_activity.clone(),
                "w_tilde": res.sae.adaptive_weights.clone()}, str(tmp_path / "expected.safetensors"))
     script = textwrap.dedent(f"""
-        import torch, aenbench, sae_lens
+        import torch, aenbench.saes, sae_lens
         from safetensors.torch import load_file, save_file
         sae = sae_lens.SAE.load_from_disk({str(sae_dir)!r})
         assert type(sae).__name__ == "AENSAE", type(sae)

@@ -89,12 +89,13 @@ def test_kill_9_mid_training_resumes_to_the_same_metrics(tmp_path):
     assert 0 < killed_at < args["train"]["steps"]
     out_dir = Path(args["out_dir"])
     assert not out_dir.exists()  # the family folder appears only when complete
-    assert (ckpt / RUNS[0][0] / "done" / "metrics.json").exists()
+    # the finished first SAE is in the store (aenbench.stages), outside the checkpoints
+    assert len(list((cut_root / "results" / "store" / "trained").glob("*/training.json"))) == 1
 
     again = start(cut_root, args)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out[-3000:]
-    assert f"{RUNS[0][0]}: finished before the job was interrupted; not retrained" in out
+    assert f"{RUNS[0][0]}: trained before (store" in out and "1 SAE(s) trained, 1 reused from the store" in out
     assert not ckpt.exists()  # checkpoints are removed once the family is in place
     ref_dir = Path(job_args(ref_root)["out_dir"])
     for run_id, _ in RUNS:

@@ -130,7 +130,7 @@ def test_corrupted_or_truncated_shard_is_rejected_by_name(llama, corpus, tmp_pat
 
 def identity_sae(d):
     """h = ReLU([x, −x]), x̂ = h [I; −I] = x: an exact identity through a ReLU SAE."""
-    import aenbench  # noqa: F401
+    import aenbench.saes  # noqa: F401
     from aenbench.saes.aen import AENSAE, AENSAEConfig
 
     sae = AENSAE(AENSAEConfig(d_in=d, d_sae=2 * d, normalize_activations="constant_norm_rescale"))

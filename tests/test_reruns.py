@@ -91,8 +91,8 @@ def test_changing_one_family_grid_reruns_only_its_subgraph(built, tmp_path):
     assert trained == sorted((f"rho{rho}", "L1") for rho in cfg["synthetic"]["rhos"])
     # downstream of L1 only: the leaderboard, the variant's report (it compares with L1), the figure,
     # provenance and the manifest; no teacher, no other family, no variant training
-    assert {r for r, _ in jobs} == {"synthetic_train", "leaderboard", "compare_report", *LEADERBOARD_VIEWS,
-                                    "provenance", "figures_all"}
+    assert {r for r, _ in jobs} == {"synthetic_train", "synthetic_eval", "leaderboard", "compare_report",
+                                    *LEADERBOARD_VIEWS, "provenance", "figures_all"}
 
 
 def test_changing_the_variant_grid_reruns_only_the_variant(built, tmp_path):
@@ -103,8 +103,8 @@ def test_changing_the_variant_grid_reruns_only_the_variant(built, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = planned_jobs(proc.stdout)
     assert sorted(w["dataset"] for r, w in jobs if r == "variant_train") == sorted(f"rho{r}" for r in cfg["synthetic"]["rhos"])
-    assert {r for r, _ in jobs} == {"variant_train", "leaderboard", "compare_report", *LEADERBOARD_VIEWS,
-                                    "provenance", "figures_all"}
+    assert {r for r, _ in jobs} == {"variant_train", "variant_eval", "leaderboard", "compare_report",
+                                    *LEADERBOARD_VIEWS, "provenance", "figures_all"}
 
 
 def test_a_family_removed_from_the_config_leaves_the_leaderboard(built, tmp_path):

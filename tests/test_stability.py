@@ -207,13 +207,21 @@ def test_fista_is_optimal_and_satisfies_kkt_on_overcomplete_dictionary(l2):
     assert torch.allclose(elastic_net_objective(h_warm, x, W, b, **kw), F, rtol=1e-9)
 
 
-@pytest.mark.parametrize(
-    "convention, decoder_norm", [("authors", "project"), ("sae_lens", "weight_penalty")]
-)
-def test_objective_params_reproduce_the_aen_training_loss(convention, decoder_norm):
-    """mean_b F(h_b) with aen_objective_params(sae) equals sae-lens's total training loss."""
-    from aenbench.saes.aen import AENTrainingSAE, AENTrainingSAEConfig
+AEN_OBJECTIVES = pytest.mark.parametrize("convention", ["authors", "sae_lens"])
+AEN_DECODER_NORMS = pytest.mark.parametrize("decoder_norm", ["project", "weight_penalty"])
+
+
+def step_input(sae, x, t):
     from sae_lens.saes.sae import TrainStepInput
+
+    return TrainStepInput(sae_in=x, coefficients=sae.get_coefficients(), dead_neuron_mask=None,
+                          n_training_steps=t, is_logging_step=False)
+
+
+def aen_after_one_step(convention, decoder_norm):
+    """An adaptive AEN training SAE with non-unit decoder rows, after one training forward pass on
+    9 samples (w̃ ≠ 1 from it); returns (sae, x, that pass's output)."""
+    from aenbench.saes.aen import AENTrainingSAE, AENTrainingSAEConfig
 
     torch.manual_seed(0)
     cfg = AENTrainingSAEConfig(
@@ -227,10 +235,14 @@ def test_objective_params_reproduce_the_aen_training_loss(convention, decoder_no
         sae.b_dec.copy_(0.1 * torch.randn(5))
         sae.b_enc.fill_(0.1)
     x = torch.randn(9, 5, generator=gen(20))
-    out = sae.training_forward_pass(
-        TrainStepInput(sae_in=x, coefficients=sae.get_coefficients(), dead_neuron_mask=None,
-                       n_training_steps=0, is_logging_step=False)
-    )
+    return sae, x, sae.training_forward_pass(step_input(sae, x, 0))
+
+
+@AEN_OBJECTIVES
+@AEN_DECODER_NORMS
+def test_objective_params_reproduce_the_aen_training_loss(convention, decoder_norm):
+    """mean_b F(h_b) with aen_objective_params(sae) equals sae-lens's total training loss."""
+    sae, x, out = aen_after_one_step(convention, decoder_norm)
     params = aen_objective_params(sae)
     assert not torch.allclose(params["l1_M"], params["l1_M"][0].expand(7))  # adaptive weights in play
     F = elastic_net_objective(out.feature_acts.detach(), x, sae.W_dec.detach(), sae.b_dec.detach(), **params)
@@ -238,6 +250,37 @@ def test_objective_params_reproduce_the_aen_training_loss(convention, decoder_no
     h = fista_nonneg_elastic_net(x, sae.W_dec.detach(), sae.b_dec.detach(), n_iter=3000, tol=1e-9, **params)
     F_exact = elastic_net_objective(h, x, sae.W_dec.detach(), sae.b_dec.detach(), **params)
     assert (F_exact <= F + 1e-5).all()
+
+
+@AEN_OBJECTIVES
+@AEN_DECODER_NORMS
+def test_fista_objective_is_the_training_loss_term_by_term_per_sample(convention, decoder_norm):
+    """Each sample's FISTA objective F_b (elastic_net_objective with aen_objective_params: what
+    FISTA minimises and the gap is measured in) equals the loss that the training path
+    (sae-lens's training_forward_pass) computes on the batch {x_b} with the same codes and w̃,
+    term by term. F is linear in (c, l1, l2), so a term is F with the other coefficients at 0."""
+    sae, x, out = aen_after_one_step(convention, decoder_norm)
+    params = aen_objective_params(sae)
+    W, b = sae.W_dec.detach(), sae.b_dec.detach()
+    h = out.feature_acts.detach()
+    zero = torch.zeros_like(params["l1_M"])
+    terms = {
+        "mse_loss": {"l1_M": zero, "l2": 0.0, "mse_scale": params["mse_scale"]},
+        "l1_loss": {"l1_M": params["l1_M"], "l2": 0.0, "mse_scale": 0.0},
+        "l2_loss": {"l1_M": zero, "l2": params["l2"], "mse_scale": 0.0},
+    }
+    F = elastic_net_objective(h, x, W, b, **params)
+    sae.cfg.adaptive = False  # the single-sample passes keep the w̃ of the 9-sample step
+    w_tilde = sae.adaptive_weights.clone()
+    for i in range(len(x)):
+        one = sae.training_forward_pass(step_input(sae, x[i : i + 1], 1))
+        assert torch.equal(one.feature_acts.detach(), h[i : i + 1])
+        for name, coefficients in terms.items():
+            f_i = elastic_net_objective(h[i : i + 1], x[i : i + 1], W, b, **coefficients).item()
+            assert f_i == pytest.approx(one.losses[name].item(), rel=1e-5, abs=1e-9), (i, name)
+        assert F[i].item() == pytest.approx(one.loss.item(), rel=1e-5)
+    assert torch.equal(sae.adaptive_weights, w_tilde)
+    assert (h > 0).any(dim=-1).all()  # every sample has an active code: its penalties are not 0
 
 
 # --------------------------------------------------------------------------- amortisation gap

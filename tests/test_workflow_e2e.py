@@ -13,10 +13,11 @@ import yaml
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(repo_root, workdir, *args, timeout=600):
-    # targets go before --configfile, which takes several values
+def snakemake(repo_root, workdir, *args, timeout=600, extra_config=None):
+    # targets go before --configfile, which takes several values; ``extra_config`` is laid over
+    # the smoke config (Snakemake merges config files in order, dicts recursively)
     cmd = [sys.executable, "-m", "snakemake", *args, "-s", os.path.join(repo_root, "Snakefile"), "-d", str(workdir),
-           "--configfile", os.path.join(repo_root, "configs", "smoke.yaml")]
+           "--configfile", os.path.join(repo_root, "configs", "smoke.yaml"), *([str(extra_config)] if extra_config else [])]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -75,7 +76,7 @@ def test_figure_and_manifest_exist(smoke_run):
 def test_per_sae_outputs_are_saebench_shaped_and_loadable(smoke_run):
     import json
 
-    import aenbench  # noqa: F401
+    import aenbench.saes  # noqa: F401
     import sae_lens
 
     metrics = sorted(Path(smoke_run, "results", "synthetic").rglob("metrics.json"))
@@ -178,4 +179,103 @@ def test_an_ablation_reruns_alone(smoke_run, repo_root):
     out = proc.stdout + proc.stderr
     stats = out[out.index("Job stats"):].split("total")[0]
     planned = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
-    assert planned == {"ablation_train", "ablation_summary", "ablation_warmup"}, planned
+    assert planned == {"ablation_train", "ablation_eval", "ablation_summary", "ablation_warmup"}, planned
+
+
+# --------------------------------------------------------------------------- the rerun matrix
+# Each edit of the smoke config, laid over it as a second config file, against the built smoke
+# run: `snakemake -n figures/all` must plan exactly these jobs (rule -> count). Smoke: ρ 0 and
+# 0.9, 9 families, the warm-up ablation on ρ 0.9, one variant on both ρ, 2 synthsae families, 3
+# LLM families.
+from collections import Counter  # noqa: E402
+
+# what reads the leaderboard (every figure and table drawn from it, provenance, the manifest)
+LEADERBOARD_VIEWS = Counter({
+    "leaderboard": 1, "figure_synthetic_dead_ev_vs_l0": 1, "figure_synthetic_rho": 2,
+    "table_synthetic_closest_to_k": 2, "figure_synthetic_stability": 1, "figure_synthetic_adaptive_trace": 1,
+    "table_synthsae": 1, "figure_llm_dead_ev_vs_l0": 1, "table_llm_target_l0": 1, "provenance": 1,
+    "figures_all": 1,
+})
+RERUN_MATRIX = {
+    "add a synthetic grid point": (
+        {"families": {"L1": {"grid": {"l1_coefficient": [0.08, 0.02, 0.01]}}}},
+        Counter({"synthetic_train": 2, "synthetic_eval": 2, "compare_report": 1}) + LEADERBOARD_VIEWS,
+    ),
+    "add an LLM grid point": (
+        {"llm": {"families": {"TopK": {"grid": {"k": [16, 32]}}}}},
+        Counter({"llm_train": 1, "llm_eval": 1}) + LEADERBOARD_VIEWS,
+    ),
+    "change an evaluation setting": (
+        {"synthetic": {"train": {"eval_samples": 1024}}},
+        Counter({"synthetic_eval": 18, "variant_eval": 2, "ablation_eval": 1, "ablation_summary": 1,
+                 "compare_report": 1}) + LEADERBOARD_VIEWS,
+    ),
+    "change a figure setting": (
+        {"figures": {"llm_target_l0": [16, 64]}},
+        # provenance writes the resolved config, so every config edit redoes it
+        Counter({"table_llm_target_l0": 1, "provenance": 1, "figures_all": 1}),
+    ),
+    "change the harvest settings": (
+        {"llm": {"harvest": {"train_contexts": 40}}},
+        Counter({"llm_harvest": 1, "llm_train": 3, "llm_eval": 3, "llm_crosscheck_saelens": 1}) + LEADERBOARD_VIEWS,
+    ),
+    "change one ablation arm": (
+        {"ablations": {"warmup": {"arms": {"T_w=0": {"warmup_steps": 10}, "T_w=60": {}}}}},
+        Counter({"ablation_train": 1, "ablation_eval": 1, "ablation_summary": 1, "provenance": 1, "figures_all": 1}),
+    ),
+    "add a variant": (
+        {"variants": {"L1-resample-b": {"plugin": "examples/l1_resample.py", "architecture": "l1_resample",
+                                        "fixed": {"resample_every": 60, "resample_until": 240},
+                                        "grid": {"l1_coefficient": [0.64]}, "compare": {"families": ["L1"]}}}},
+        Counter({"variant_train": 2, "variant_eval": 2, "compare_report": 1}) + LEADERBOARD_VIEWS,
+    ),
+}
+
+
+def planned_job_counts(text):
+    """rule -> number of jobs, from the job-stats table of a `snakemake -n` listing."""
+    stats = text[text.index("Job stats"):].split("\ntotal")[0]
+    counts = Counter()
+    for line in stats.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize("edit", list(RERUN_MATRIX))
+def test_rerun_matrix(smoke_run, repo_root, tmp_path, edit):
+    override, expected = RERUN_MATRIX[edit]
+    extra = tmp_path / "edit.yaml"
+    extra.write_text(yaml.safe_dump(override, sort_keys=False, allow_unicode=True))
+    proc = snakemake(repo_root, smoke_run, "-n", "figures/all", "--cores", "1", extra_config=extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert planned_job_counts(proc.stdout + proc.stderr) == expected
+
+
+def test_a_new_grid_point_trains_and_evaluates_that_point_only(smoke_run, repo_root, tmp_path):
+    """The real run of the first edit of the matrix on a copy of the smoke run: every other run of
+    the family comes from the store, and the leaderboard gains one row per ρ."""
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    before = pd.read_csv(work / "results" / "leaderboard.csv")
+    override, _ = RERUN_MATRIX["add a synthetic grid point"]
+    extra = tmp_path / "edit.yaml"
+    extra.write_text(yaml.safe_dump(override, sort_keys=False))
+    proc = snakemake(repo_root, work, "results/leaderboard.csv", "--cores", "2", extra_config=extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for dataset in ("rho0.0", "rho0.9"):
+        train_log = (work / "logs" / "synthetic" / dataset / "train_L1.log").read_text()
+        assert "1 SAE(s) trained, 2 reused from the store" in train_log, train_log[-2000:]
+        eval_log = (work / "logs" / "synthetic" / dataset / "eval_L1.log").read_text()
+        assert "1 SAE(s) evaluated, 2 reused from the store" in eval_log, eval_log[-2000:]
+    after = pd.read_csv(work / "results" / "leaderboard.csv")
+    assert len(after) == len(before) + 2
+    # the reused runs' rows are the same numbers as before
+    key = ["source", "track", "dataset", "family", "params", "seed"]
+    old = before[before["family"] == "L1"].set_index(key).sort_index()
+    new = after[after["family"] == "L1"].set_index(key).sort_index().loc[old.index]
+    pd.testing.assert_series_equal(old["EV"], new["EV"])
+    pd.testing.assert_series_equal(old["dead_pct"], new["dead_pct"])

@@ -1,9 +1,9 @@
 """aenbench: benchmark and replication suite for adaptive elastic-net SAEs.
 
-Importing the package registers the ``aen`` architecture with sae-lens, so a saved AEN-SAE
-loads with ``import aenbench; sae_lens.SAE.load_from_disk(path)``.
+Importing the package is cheap: it imports neither sae-lens nor torch, so the leaderboard, the
+tables, the figures and the CLI start in well under a second. The modules that train or load
+SAEs import :mod:`aenbench.saes`, which registers the ``aen`` architecture with sae-lens; to load
+a saved AEN-SAE yourself: ``import aenbench.saes; sae_lens.SAE.load_from_disk(path)``.
 """
-
-from aenbench import saes  # noqa: F401  (registers "aen" with sae-lens)
 
 __version__ = "0.1.0"

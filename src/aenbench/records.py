@@ -38,13 +38,53 @@ def make_record(
     }
 
 
-def add_training_metrics(groups: dict[str, dict[str, Any]], res: Any, sae: Any, batch_size: int) -> None:
+def training_metrics(res: Any, sae: Any, batch_size: int) -> dict[str, dict[str, Any]]:
     """Metrics that come from training rather than evaluation: dead % over the final window
     (from sae-lens's trainer counters) and, for adaptive architectures, the weight summary."""
-    groups["sparsity"]["dead_pct"] = 100.0 * res.dead_mask_M.float().mean().item()
-    groups["sparsity"]["dead_window_tokens"] = res.dead_window_steps * batch_size
+    groups: dict[str, dict[str, Any]] = {"sparsity": {
+        "dead_pct": 100.0 * res.dead_mask_M.float().mean().item(),
+        "dead_window_tokens": res.dead_window_steps * batch_size,
+    }}
     if hasattr(sae, "weight_summary"):
         groups["adaptive"] = sae.weight_summary()
+    return groups
+
+
+def merge_groups(evaluated: dict[str, dict[str, Any]], trained: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The evaluation's metric groups with the training's laid over them, group by group."""
+    out = {g: dict(v) for g, v in evaluated.items()}
+    for group, values in trained.items():
+        out.setdefault(group, {}).update(values)
+    return out
+
+
+def record_from_training(
+    trained: dict[str, Any], *, track: str, dataset: str, eval_type_id: str, eval_config: dict[str, Any],
+    groups: dict[str, dict[str, Any]], **extra: Any,
+) -> dict[str, Any]:
+    """The SAEBench-style record of one trained run (its ``training.json``, see
+    :mod:`aenbench.stages`) with the evaluation's metric ``groups``."""
+    from types import SimpleNamespace
+
+    res = SimpleNamespace(**trained["res"])
+    train = trained["train"]
+    record = make_record(
+        eval_type_id=eval_type_id,
+        eval_config={**eval_config, "dead_window_steps": res.dead_window_steps,
+                     "dead_window_tokens": res.dead_window_steps * train["batch_size"]},
+        eval_id=f"{dataset}/{trained['family']}/{trained['run_id']}",
+        groups=merge_groups(groups, trained["training_groups"]),
+        sae_cfg=trained["sae_cfg_dict"],
+        run_id=trained["run_id"],
+        run=run_block(track=track, dataset=dataset, family_name=trained["family"],
+                      family=trained["family_definition"], row=trained["row"], params=trained["hyperparameters"],
+                      seed=trained["seed"], res=res, train=train, device=trained["device"],
+                      training_fingerprint=trained["fingerprint"], weights_sha256=trained["weights_sha256"],
+                      trained_git_commit=trained["git_commit"], **extra),
+    )
+    if trained.get("adaptive_trace"):
+        record["adaptive_trace"] = trained["adaptive_trace"]  # EMA / adaptive-weight state over training
+    return record
 
 
 def run_block(

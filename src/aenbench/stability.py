@@ -12,16 +12,18 @@ Three tools:
    decoder-fixed) sparse code of the AEN training objective, by FISTA.
 3. :func:`amortisation_gap` — how far the amortised (encoder) code is from that exact code.
 
-The per-sample AEN training objective (``aenbench.saes.aen``) is::
+The per-sample AEN training objective is written once, in :mod:`aenbench.saes.aen` (method.md §2,
+with h̃ the penalised codes and c = 1/``mse_divisor``: 1/n under ``loss_convention="authors"``,
+1 under ``"sae_lens"``)::
 
-    F(h) = c·‖x − b_dec − h W_dec‖² + Σ_j l1_j h_j + Σ_j l2_j h_j²,   h ≥ 0,
+    F(h) = c·‖x − b_dec − h W_dec‖² + λ₁ Σ_j w̃_j |h̃_j| + λ₂ Σ_j h̃_j²,   h ≥ 0;
 
-with c = 1/n under ``loss_convention="authors"`` (``_authors_mse`` divides the per-element
-squared error by n before sae-lens sums it over the n dims) and c = 1 under ``"sae_lens"``;
-the training loss is the mean of F over the batch. With ``decoder_norm="project"``,
-l1_j = λ₁ w̃_j and l2_j = λ₂; with ``"weight_penalty"`` the penalties act on h_j ‖W_dec[j]‖, so
-l1_j = λ₁ w̃_j ‖W_dec[j]‖ and l2_j = λ₂ ‖W_dec[j]‖². :func:`aen_objective_params` reads these
-from a training SAE. Everything here is pure torch; nothing imports sae-lens.
+the training loss is the mean of F over the batch. FISTA needs the penalties per latent on the
+raw codes, F(h) = c‖r‖² + Σ_j l1_j h_j + Σ_j l2_j h_j², and takes them from
+``aen.penalty_coefficients`` (``project``: l1_j = λ₁ w̃_j, l2_j = λ₂; ``weight_penalty``:
+l1_j = λ₁ w̃_j ‖W_dec[j]‖, l2_j = λ₂ ‖W_dec[j]‖²); :func:`aen_objective_params` reads them from a
+training SAE, and :func:`elastic_net_objective` sums the terms with ``aen.l1_penalty`` and
+``aen.l2_penalty``. Hence this module imports sae-lens (through ``aenbench.saes.aen``).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from typing import Any
 
 import torch
 
+from aenbench.saes.aen import l1_penalty, l2_penalty, mse_divisor, penalty_coefficients
+
 __all__ = [
     "aen_objective_params",
     "amortisation_gap",
     "elastic_net_objective",
     "fista_nonneg_elastic_net",
-    "mse_scale_for",
     "perturbation_stats",
     "sae_stability",
 ]
@@ -144,34 +147,20 @@ def perturbation_stats(
 # --------------------------------------------------------------------------- 2. exact codes
 
 
-def mse_scale_for(loss_convention: str, d_in: int) -> float:
-    """c in F(h): 1/n for ``"authors"`` (MSE averaged over dims), 1 for ``"sae_lens"`` (summed)."""
-    if loss_convention == "authors":
-        return 1.0 / d_in
-    if loss_convention == "sae_lens":
-        return 1.0
-    raise ValueError(f"unknown loss_convention {loss_convention!r}")
-
-
 @torch.no_grad()
 def aen_objective_params(sae: Any) -> dict[str, Any]:
     """``l1_M``, ``l2`` and ``mse_scale`` of the per-sample objective F of an AEN training SAE
     (duck-typed: needs ``sae.cfg.{l1_coefficient, l2_coefficient, loss_convention,
     decoder_norm, d_in}``, ``sae.adaptive_weights`` and ``sae.W_dec``).
 
-    ``project``: l1_j = λ₁ w̃_j, l2 = λ₂ (float). ``weight_penalty``: l1_j = λ₁ w̃_j ‖W_dec[j]‖,
-    l2_j = λ₂ ‖W_dec[j]‖² (tensor). w̃ is the stored ``adaptive_weights`` buffer, i.e. the weights
-    of the most recent training step.
+    (l1_M, l2) = ``aen.penalty_coefficients`` of λ₁, λ₂ and w̃ (l2 a float under ``project``, an
+    (M,) tensor under ``weight_penalty``); mse_scale = c = 1/``aen.mse_divisor``. w̃ is the stored
+    ``adaptive_weights`` buffer, i.e. the weights of the most recent training step.
     """
     cfg = sae.cfg
-    w_tilde_M = sae.adaptive_weights.detach()
-    l1_M = cfg.l1_coefficient * w_tilde_M
-    l2: float | torch.Tensor = float(cfg.l2_coefficient)
-    if cfg.decoder_norm == "weight_penalty":
-        row_norm_M = sae.W_dec.detach().norm(dim=-1)
-        l1_M = l1_M * row_norm_M
-        l2 = cfg.l2_coefficient * row_norm_M.pow(2)
-    return {"l1_M": l1_M, "l2": l2, "mse_scale": mse_scale_for(cfg.loss_convention, cfg.d_in)}
+    l1_M, l2 = penalty_coefficients(sae.adaptive_weights.detach(), cfg.l1_coefficient, cfg.l2_coefficient,
+                                    sae.W_dec.detach(), cfg.decoder_norm)
+    return {"l1_M": l1_M, "l2": l2, "mse_scale": 1.0 / mse_divisor(cfg.loss_convention, cfg.d_in)}
 
 
 def elastic_net_objective(
@@ -184,15 +173,12 @@ def elastic_net_objective(
     l2: float | torch.Tensor,
     mse_scale: float,
 ) -> torch.Tensor:
-    """Per-sample objective F_b = mse_scale·‖x_b − b_dec − h_b W_dec‖² + Σ_j l1_j h_bj
-    + Σ_j l2_j h_bj² (l2 a scalar or an (M,) tensor). Written for h ≥ 0: the ℓ1 term is
-    l1·|h|, so it is the true AEN penalty for any sign of h."""
+    """Per-sample objective F_b = mse_scale·‖x_b − b_dec − h_b W_dec‖² + Σ_j l1_j |h_bj|
+    + Σ_j l2_j h_bj² (l2 a scalar or an (M,) tensor), the penalties by ``aen.l1_penalty`` and
+    ``aen.l2_penalty``. With :func:`aen_objective_params` it is the SAE's training objective per
+    sample, for any sign of h."""
     resid_BN = x_BN - b_dec_N - h_BM @ W_dec_MN
-    return (
-        mse_scale * resid_BN.pow(2).sum(dim=-1)
-        + h_BM.abs() @ l1_M.to(h_BM.dtype)
-        + (h_BM.pow(2) * l2).sum(dim=-1)
-    )
+    return mse_scale * resid_BN.pow(2).sum(dim=-1) + l1_penalty(h_BM, l1_M.to(h_BM.dtype)) + l2_penalty(h_BM, l2)
 
 
 @torch.no_grad()

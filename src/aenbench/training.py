@@ -41,12 +41,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from sae_lens import LoggingConfig, SAETrainer
 from sae_lens.config import SAETrainerConfig
-from sae_lens.constants import ACTIVATION_SCALER_CFG_FILENAME, TRAINER_STATE_FILENAME
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
 from sae_lens.saes.sae import TrainingSAE, TrainStepOutput
 from sae_lens.saes.topk_sae import TopKTrainingSAE
 
-import aenbench  # noqa: F401  (registers aen)
+import aenbench.saes  # noqa: F401  (registers aen)
 from aenbench.io import atomic_dir, write_json
 
 CHECKPOINT_FORMAT = 1
@@ -181,25 +180,11 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
                                                  "fingerprint": self.run_fingerprint})
         self.last_checkpoint = str(self.checkpoint_dir / "latest")
 
-    def load_trainer_state(self, checkpoint_path: Path | str) -> None:
-        """As sae-lens's, but with ``torch.load(weights_only=True)`` spelled out."""
-        checkpoint_path = Path(checkpoint_path)
-        self.activation_scaler.load(checkpoint_path / ACTIVATION_SCALER_CFG_FILENAME)
-        state = torch.load(checkpoint_path / TRAINER_STATE_FILENAME, map_location=self.cfg.device, weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.n_training_samples = state["n_training_samples"]
-        self.n_training_steps = state["n_training_steps"]
-        self.act_freq_scores = state["act_freq_scores"]
-        self.n_forward_passes_since_fired = state["n_forward_passes_since_fired"]
-        self.n_frac_active_samples = state["n_frac_active_samples"]
-        self.started_fine_tuning = state["started_fine_tuning"]
-        for name, sd in state["coefficient_schedulers"].items():
-            self.coefficient_schedulers[name].load_state_dict(sd)
-
     def resume_from(self, path: Path) -> int:
         """Load the checkpoint at ``path``; return the number of completed steps."""
         self.sae.load_state_dict(load_file(str(path / "sae_state.safetensors"), device=str(self.sae.device)))
+        # sae-lens's own method: its bare torch.load is weights_only=True by default on every torch
+        # we can resolve (≥ 2.6, through transformer-lens)
         self.load_trainer_state(path)
         steps = self.n_training_steps
         inner = self.data_provider.inner

@@ -3,18 +3,28 @@
 ABLATIONS = config.get("ablations") or {}
 
 
+def ablation_training(name):
+    """What training an ablation reads: its base family's architecture and fixed values, its own
+    fixed values and arms (not its description or datasets)."""
+    ablation = ABLATIONS[name]
+    base = config["families"][ablation["base"]]
+    return {
+        "ablation": {k: ablation[k] for k in ("base", "fixed", "arms") if k in ablation},
+        "base": {k: base[k] for k in ("architecture", "fixed") if k in base},
+    }
+
+
 rule ablation_train:
     input:
         dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
     output:
-        runs=directory("results/synthetic/{dataset}/ablations/{ablation}"),
+        trained=directory("results/synthetic/{dataset}/ablations_trained/{ablation}"),
     params:
-        ablation=lambda w: ABLATIONS[w.ablation],
-        base=lambda w: config["families"][ABLATIONS[w.ablation]["base"]],
+        definition=lambda w: ablation_training(w.ablation),
         seeds=SYN.get("train", {}).get("seeds"),
-        spec=lambda w: synthetic_spec(w.dataset),
-        train=SYN.get("train"),
-        arch_defaults=config["arch_defaults"],
+        spec=lambda w: teacher_spec(w.dataset),
+        train=train_settings(SYN.get("train", {})),
+        arch_defaults=lambda w: arch_defaults_for(config["families"][ABLATIONS[w.ablation]["base"]]),
         device=config["device"],
     log:
         "logs/synthetic/{dataset}/ablation_{ablation}.log",
@@ -27,6 +37,30 @@ rule ablation_train:
         "../../environment.yml"
     script:
         "../scripts/ablation_train.py"
+
+
+rule ablation_eval:
+    input:
+        dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
+        trained="results/synthetic/{dataset}/ablations_trained/{ablation}",
+    output:
+        runs=directory("results/synthetic/{dataset}/ablations/{ablation}"),
+    params:
+        arms=lambda w: list(ABLATIONS[w.ablation]["arms"]),
+        spec=lambda w: teacher_spec(w.dataset),
+        evaluation=eval_settings(SYN.get("train", {})),
+        device=config["device"],
+    log:
+        "logs/synthetic/{dataset}/ablation_eval_{ablation}.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/ablation_eval_{ablation}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/ablation_eval.py"
 
 
 rule ablation_summary:

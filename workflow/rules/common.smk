@@ -73,6 +73,35 @@ def family_runs(family):
     return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
 
 
+# --- what each stage reads of a track's `train` section (aenbench.stages.NOT_TRAINING_KEYS):
+# training does not read the evaluation keys, evaluation reads only those, so changing one
+# stage's settings reruns that stage alone
+EVAL_KEYS = ("eval_samples", "eval_seed")
+
+
+def train_settings(section):
+    """A `train` section without the evaluation keys and the seeds (each run carries its seed)."""
+    return {k: v for k, v in section.items() if k not in (*EVAL_KEYS, "seeds")}
+
+
+def eval_settings(section):
+    return {k: section[k] for k in EVAL_KEYS if k in section}
+
+
+def arch_defaults_for(family, defaults=None):
+    """The architecture defaults one family's runs read: its own architecture's only."""
+    defaults = (config.get("arch_defaults") or {}) if defaults is None else defaults
+    arch = family["architecture"]
+    return {arch: defaults[arch]} if arch in defaults else {}
+
+
+def teacher_spec(dataset):
+    """What training and evaluation read of a spiked teacher (not its diagnostics settings)."""
+    spec = dict(synthetic_spec(dataset))
+    spec.pop("n_diagnostic_supports")
+    return spec
+
+
 def synthetic_spec(dataset):
     return {
         "dataset": dataset,

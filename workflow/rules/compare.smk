@@ -3,7 +3,8 @@
 #   snakemake results/compare/<variant>.md --cores all
 #
 # trains the variant on the same spiked teachers, seeds and budget (synthetic.train) as the
-# families it is compared with, then writes the matched-L0 report, its CSV and a Pareto plot.
+# families it is compared with, evaluates it the same way, then writes the matched-L0 report, its
+# CSV and a Pareto plot.
 # Helpers: compare_common.smk.
 
 
@@ -19,14 +20,13 @@ rule variant_train:
         dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
         plugin=lambda w: [variant_plugin(w.variant)] if variant_plugin(w.variant) else [],
     output:
-        runs=directory("results/synthetic/{dataset}/variants/{variant}"),
+        trained=directory("results/synthetic/{dataset}/variants_trained/{variant}"),
     params:
-        variant_name=lambda w: w.variant,
         variant=lambda w: variant_definition(w.variant),
         runs=lambda w: variant_runs(w.variant),
-        spec=lambda w: synthetic_spec(w.dataset),
-        train=SYN.get("train"),
-        arch_defaults=config["arch_defaults"],
+        spec=lambda w: teacher_spec(w.dataset),
+        train=train_settings(SYN.get("train", {})),
+        arch_defaults=lambda w: arch_defaults_for(VARIANTS[w.variant]),
         device=config["device"],
     log:
         "logs/synthetic/{dataset}/variant_{variant}.log",
@@ -39,6 +39,31 @@ rule variant_train:
         "../../environment.yml"
     script:
         "../scripts/compare_train.py"
+
+
+rule variant_eval:
+    input:
+        dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
+        trained="results/synthetic/{dataset}/variants_trained/{variant}",
+        plugin=lambda w: [variant_plugin(w.variant)] if variant_plugin(w.variant) else [],
+    output:
+        runs=directory("results/synthetic/{dataset}/variants/{variant}"),
+    params:
+        architecture=lambda w: VARIANTS[w.variant]["architecture"],
+        spec=lambda w: teacher_spec(w.dataset),
+        evaluation=eval_settings(SYN.get("train", {})),
+        device=config["device"],
+    log:
+        "logs/synthetic/{dataset}/variant_eval_{variant}.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/variant_eval_{variant}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/compare_eval.py"
 
 
 rule compare_report:

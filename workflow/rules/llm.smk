@@ -1,4 +1,5 @@
-# LLM track: registry resources -> harvest through TransformerLens hooks -> SAEs per family.
+# LLM track: registry resources -> harvest through TransformerLens hooks -> train a family ->
+# evaluate it (activation metrics, CE / KL with the SAE spliced in).
 # Everything is keyed by the (model, hook) pair of the config's `llm` section.
 import os
 
@@ -19,6 +20,9 @@ if LLM:
     LLM_FAMILIES = list(LLM["families"])
     LLM_RUN_DIRS = [f"{LLM_DIR}/runs/{f}" for f in LLM_FAMILIES]
     LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{f}.tsv" for f in LLM_FAMILIES]
+    # what the harvest reads: model, hook, corpus and the harvest settings (not the SAEs' settings)
+    LLM_HARVEST = {"model": LLM_MODEL, "hook": LLM_HOOK, "corpus": LLM.get("corpus", "packaged"),
+                   "harvest": LLM["harvest"]}
     LLM_ARTEFACTS = [f"{RES}/corpus/manifest.json", f"{LLM_DIR}/acts/manifest.json"]
     if LLM["eval"]["crosscheck_saelens"]:
         LLM_ARTEFACTS.append(f"{LLM_DIR}/crosscheck_saelens.json")
@@ -81,7 +85,7 @@ if LLM:
             # delete them when a killed harvest is rerun: the rerun resumes at shard level
             manifest=f"{LLM_DIR}/acts/manifest.json",
         params:
-            llm=LLM,
+            llm=LLM_HARVEST,
             resources_dir=RES,
             device=config["device"],
         priority: 50
@@ -99,15 +103,15 @@ if LLM:
         input:
             manifest=f"{LLM_DIR}/acts/manifest.json",
         output:
-            runs=directory(f"{LLM_DIR}/runs/{{family}}"),
+            trained=directory(f"{LLM_DIR}/trained/{{family}}"),
         wildcard_constraints:
             family="|".join(re.escape(f) for f in LLM_FAMILIES),
         params:
-            family_name=lambda w: w.family,
             family=lambda w: LLM["families"][w.family],
             runs=lambda w: llm_family_runs(w.family),
-            llm=LLM,
-            resources_dir=RES,
+            train=train_settings(LLM["train"]),
+            width=LLM["width"],
+            arch_defaults=lambda w: arch_defaults_for(LLM["families"][w.family], LLM.get("arch_defaults") or {}),
             device=config["device"],
         log:
             f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.log",
@@ -120,6 +124,31 @@ if LLM:
             "../../environment.yml"
         script:
             "../scripts/llm_train.py"
+
+    rule llm_eval:
+        input:
+            manifest=f"{LLM_DIR}/acts/manifest.json",
+            trained=f"{LLM_DIR}/trained/{{family}}",
+            model=llm_model_inputs,
+        output:
+            runs=directory(f"{LLM_DIR}/runs/{{family}}"),
+        wildcard_constraints:
+            family="|".join(re.escape(f) for f in LLM_FAMILIES),
+        params:
+            evaluation={k: v for k, v in LLM["eval"].items() if k != "crosscheck_saelens"},
+            resources_dir=RES,
+            device=config["device"],
+        log:
+            f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/eval_{{family}}.log",
+        benchmark:
+            f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/eval_{{family}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/llm_eval.py"
 
     rule llm_crosscheck_saelens:
         input:
@@ -165,7 +194,7 @@ if LLM:
             ),
             md="figures/tables/llm_target_l0.md",
         params:
-            targets=[16, 32, 128],
+            targets=config["figures"]["llm_target_l0"],
             paper=str(Path(workflow.basedir) / "results" / "reference" / "paper" / "reference_pythia70m.csv"),
         log:
             "logs/figures/llm_target_l0.log",

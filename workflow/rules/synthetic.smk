@@ -1,5 +1,7 @@
-# Synthetic track: spiked teacher per ρ, then every SAE of a family trained in one job
-# (one sae-lens import per family instead of per SAE; see bench/ for the measurement).
+# Synthetic track: spiked teacher per ρ → train (SAEs only) → evaluate (a metrics JSON per SAE).
+# One job per (ρ, family) and stage: one sae-lens import per family instead of per SAE; a per-run
+# store (aenbench.stages) keeps every trained SAE and every evaluation, so a rerun computes only
+# the runs whose settings changed.
 
 
 rule synthetic_teacher:
@@ -23,14 +25,13 @@ rule synthetic_train:
     input:
         dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
     output:
-        runs=directory("results/synthetic/{dataset}/runs/{family}"),
+        trained=directory("results/synthetic/{dataset}/trained/{family}"),
     params:
-        family_name=lambda w: w.family,
         family=lambda w: config["families"][w.family],
         runs=lambda w: family_runs(w.family),
-        spec=lambda w: synthetic_spec(w.dataset),
-        train=SYN.get("train"),
-        arch_defaults=config["arch_defaults"],
+        spec=lambda w: teacher_spec(w.dataset),
+        train=train_settings(SYN.get("train", {})),
+        arch_defaults=lambda w: arch_defaults_for(config["families"][w.family]),
         device=config["device"],
     log:
         "logs/synthetic/{dataset}/train_{family}.log",
@@ -43,3 +44,26 @@ rule synthetic_train:
         "../../environment.yml"
     script:
         "../scripts/synthetic_train.py"
+
+
+rule synthetic_eval:
+    input:
+        dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
+        trained="results/synthetic/{dataset}/trained/{family}",
+    output:
+        runs=directory("results/synthetic/{dataset}/runs/{family}"),
+    params:
+        spec=lambda w: teacher_spec(w.dataset),
+        evaluation=eval_settings(SYN.get("train", {})),
+        device=config["device"],
+    log:
+        "logs/synthetic/{dataset}/eval_{family}.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/eval_{family}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/synthetic_eval.py"

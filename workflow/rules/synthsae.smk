@@ -1,5 +1,5 @@
 # The SynthSAEBench-style track (aenbench.synthetic.synthsae_track): a sae_lens.synthetic teacher
-# (Zipfian firing, hierarchy, correlations) → every SAE of a family in one job → metrics from
+# (Zipfian firing, hierarchy, correlations) → train a family in one job → evaluate it → metrics from
 # sae-lens's own synthetic evals plus ours.
 SYNTHSAE = config.get("synthsae") or {}
 SYNTHSAE_DATASET = SYNTHSAE.get("dataset", "synthsae-cpu")
@@ -29,15 +29,15 @@ rule synthsae_train:
     input:
         model="results/synthsae/teacher/model",
     output:
-        runs=directory("results/synthsae/runs/{family}"),
+        trained=directory("results/synthsae/trained/{family}"),
     params:
         family=lambda w: config["families"][w.family],
         runs=lambda w: synthsae_family_runs(w.family),
         spec=SYNTHSAE.get("spec", {}),
         width=SYNTHSAE.get("width"),
         dataset=SYNTHSAE_DATASET,
-        train=SYNTHSAE.get("train"),
-        arch_defaults=lambda w: synthsae_arch_defaults(),
+        train=train_settings(SYNTHSAE.get("train", {})),
+        arch_defaults=lambda w: arch_defaults_for(config["families"][w.family], synthsae_arch_defaults()),
         device=config["device"],
     log:
         "logs/synthsae/train_{family}.log",
@@ -50,6 +50,31 @@ rule synthsae_train:
         "../../environment.yml"
     script:
         "../scripts/synthsae_train.py"
+
+
+rule synthsae_eval:
+    input:
+        model="results/synthsae/teacher/model",
+        trained="results/synthsae/trained/{family}",
+    output:
+        runs=directory("results/synthsae/runs/{family}"),
+    params:
+        spec=SYNTHSAE.get("spec", {}),
+        width=SYNTHSAE.get("width"),
+        dataset=SYNTHSAE_DATASET,
+        evaluation=eval_settings(SYNTHSAE.get("train", {})),
+        device=config["device"],
+    log:
+        "logs/synthsae/eval_{family}.log",
+    benchmark:
+        "benchmarks/synthsae/eval_{family}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/synthsae_eval.py"
 
 
 rule table_synthsae:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from aenbench.jobs import setup_job
 
-setup_job(snakemake)  # noqa: F821
+setup_job(snakemake, torch=True)  # noqa: F821
 
 from transformers import AutoTokenizer  # noqa: E402
 

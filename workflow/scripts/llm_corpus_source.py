@@ -1,6 +1,6 @@
 from aenbench.jobs import setup_job
 
-setup_job(snakemake)  # noqa: F821
+setup_job(snakemake, torch=True)  # noqa: F821
 
 from aenbench.io import write_json  # noqa: E402
 from aenbench.llm.resources import build_corpus_source  # noqa: E402

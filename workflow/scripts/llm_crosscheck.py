@@ -3,7 +3,7 @@ from pathlib import Path
 
 from aenbench.jobs import setup_job
 
-setup_job(snakemake)  # noqa: F821
+setup_job(snakemake, torch=True)  # noqa: F821
 
 from aenbench.io import write_json  # noqa: E402
 from aenbench.llm.track import crosscheck_with_sae_lens  # noqa: E402

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from aenbench.jobs import setup_job
 
-setup_job(snakemake)  # noqa: F821
+setup_job(snakemake, torch=True)  # noqa: F821
 
 from aenbench.llm.harvest import HarvestSpec, harvest  # noqa: E402
 from aenbench.llm.models import load_model, offline_env  # noqa: E402

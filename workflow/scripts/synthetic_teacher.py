@@ -1,6 +1,6 @@
 from aenbench.jobs import setup_job
 
-setup_job(snakemake)  # noqa: F821
+setup_job(snakemake, torch=True)  # noqa: F821
 
 from aenbench.synthetic.track import make_teacher  # noqa: E402
 

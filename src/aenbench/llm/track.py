@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from sae_lens import SAE
-from tqdm.auto import tqdm
 
-from aenbench.io import atomic_dir, write_json
 from aenbench.llm.evaluate import activation_metrics, downstream_metrics
 from aenbench.llm.harvest import activation_stream, load_manifest, load_split, normalise
-from aenbench.records import add_training_metrics, make_record, run_block
-from aenbench.sweeps import run_hyperparameters
-from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
+from aenbench.llm.resources import sha256_file
+from aenbench.records import record_from_training
+from aenbench.stages import (
+    EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
+    training_settings,
+)
+from aenbench.training import build_training_sae, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -37,107 +36,94 @@ def train_family(
     family_name: str,
     family: dict[str, Any],
     runs: list[tuple[str, dict[str, Any]]],
-    llm: dict[str, Any],
-    resources_dir: str | Path = "resources",
+    train: dict[str, Any],
+    width: int,
+    arch_defaults: dict[str, dict[str, Any]],
     device: str = "auto",
     checkpoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every run of one family on the harvested shards, then evaluate all of them,
-    sharing the clean and ablated model passes of the downstream evaluation.
+    """The train stage of one LLM family (:func:`aenbench.stages.train_stage`) on the harvested
+    shards of ``acts_dir``: ``out_dir/<run_id>/{sae/, training.json}``, training only the runs
+    not in the store. The saved SAE normalises its input to norm √d and undoes it on the output,
+    so any splice (ours, sae-lens's ``run_evals``) sees the training normalisation."""
+    device = resolve_device(device)
+    manifest = load_manifest(acts_dir)
+    dataset = dataset_name(manifest["model"], manifest["hook"])
+    settings = training_settings(train)
+    identity = {"track": "llm", "width": width, "train": settings, "device": device,
+                "acts": manifest_identity(acts_dir), "code": code_hash(TRAINING_CODE)}
+    planned = plan_runs(family, runs, arch_defaults, identity)
 
-    Checkpoints (every ``train.checkpoint_every`` steps, and each trained SAE) go to
-    ``checkpoint_dir`` (default ``checkpoint_root(out_dir)``) as on the synthetic track; a rerun
-    after a kill resumes the unfinished SAE and reuses the trained ones."""
+    def before_save(sae: Any) -> None:
+        sae.cfg.normalize_activations = "constant_norm_rescale"
+        sae.cfg.metadata.hook_name = manifest["hook"]
+        sae.cfg.metadata.model_name = manifest["hub_name"]
+        sae.cfg.metadata.context_size = manifest["context_size"]
+        sae.cfg.metadata.prepend_bos = False
+
+    return train_stage(
+        runs=planned, out_dir=out_dir, label=f"{dataset}/{family_name}", family_name=family_name, family=family,
+        build=lambda r: build_training_sae(family["architecture"], manifest["d"], width, r.params, r.seed, device),
+        stream=lambda r: activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"]),
+        train=settings, device=device, before_save=before_save, checkpoint_dir=checkpoint_dir,
+        info={"track": "llm", "dataset": dataset,
+              "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")}},
+    )
+
+
+def manifest_identity(acts_dir: str | Path) -> str:
+    """The harvested activations by content: the sha256 of their manifest, which lists every
+    shard's sha256."""
+    return sha256_file(Path(acts_dir) / "manifest.json")
+
+
+def evaluate_family(
+    *,
+    acts_dir: str | Path,
+    trained_dir: str | Path,
+    out_dir: str | Path,
+    evaluation: dict[str, Any],
+    resources_dir: str | Path = "resources",
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """The evaluation stage of one LLM family: activation metrics of each trained SAE on the
+    held-out tokens, and CE / KL with the SAE spliced in (the clean and ablated model passes are
+    shared by the SAEs evaluated together). The SAE is read back with ``SAE.load_from_disk``."""
     from aenbench.llm.models import load_model
 
     device = resolve_device(device)
-    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
-    every = int(llm["train"].get("checkpoint_every", 1000))
-    train, ev = llm["train"], llm["eval"]
     manifest = load_manifest(acts_dir)
-    d = manifest["d"]
     dataset = dataset_name(manifest["model"], manifest["hook"])
-    eval_x = normalise(load_split(acts_dir, "eval")["acts"])
-    trained = []
-    with atomic_dir(out_dir) as tmp_dir:
-        for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
-            params = run_hyperparameters(family, row, llm.get("arch_defaults", {}))
-            seed = int(row["seed"])
-            run_fp = fingerprint({"architecture": family["architecture"], "params": params, "seed": seed,
-                                  "width": llm["width"], "train": train, "manifest": manifest, "device": device})
-            run_ckpt = ckpt_root / run_id
-            done = run_ckpt / "done"
-            if (done / "trained.json").exists() and (done / "fingerprint").read_text() == run_fp:
-                shutil.copytree(done / "sae", tmp_dir / run_id / "sae")
-                t = json.loads((done / "trained.json").read_text())
-                res = SimpleNamespace(**t["res"])
-                trained.append((run_id, row, params, seed, res, t["groups"], t["cfg_dict"]))
-                log.info("%s %s: trained before the job was interrupted; not retrained", family_name, run_id)
-                continue
-            sae = build_training_sae(family["architecture"], d, llm["width"], params, seed, device)
-            stream = activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"])
-            res = train_sae(
-                sae, stream, steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
-                dead_window_steps=train["dead_window_steps"],
-                auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
-                checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
-            )
-            groups = activation_metrics(sae, eval_x)
-            add_training_metrics(groups, res, sae, train["batch_size"])
-            # The saved SAE normalises its input to norm √d and undoes it on the output, so any
-            # splice (ours, sae-lens's run_evals) sees the training normalisation.
-            sae.cfg.normalize_activations = "constant_norm_rescale"
-            sae.cfg.metadata.hook_name = manifest["hook"]
-            sae.cfg.metadata.model_name = manifest["hub_name"]
-            sae.cfg.metadata.context_size = manifest["context_size"]
-            sae.cfg.metadata.prepend_bos = False
-            sae.save_inference_model(str(tmp_dir / run_id / "sae"))
-            trained.append((run_id, row, params, seed, res, groups, sae.cfg.to_dict()))
-            with atomic_dir(done) as tmp_done:  # the trained SAE survives a kill of the job
-                shutil.copytree(tmp_dir / run_id / "sae", tmp_done / "sae")
-                res_fields = {"steps": res.steps, "seconds": res.seconds, "dead_window_steps": res.dead_window_steps}
-                write_json(tmp_done / "trained.json", {"res": res_fields, "groups": groups,
-                                                       "cfg_dict": sae.cfg.to_dict()})
-                (tmp_done / "fingerprint").write_text(run_fp)
-            shutil.rmtree(run_ckpt / "latest", ignore_errors=True)
-            log.info("%s %s: L0=%.1f dead=%.1f%% EV=%.3f (%.0fs)", family_name, run_id,
-                     groups["sparsity"]["L0"], groups["sparsity"]["dead_pct"],
-                     groups["reconstruction"]["EV"], res.seconds)
 
+    def evaluate(items: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        eval_x = normalise(load_split(acts_dir, "eval")["acts"])
         loaded = load_model(manifest["model"], resources_dir, device=device)
-        tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][: ev["ce_contexts"]].long()
+        tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][: evaluation["ce_contexts"]].long()
         mean_D = load_file(str(Path(acts_dir) / "stats.safetensors"))["mean"]
-        saes = {run_id: SAE.load_from_disk(str(tmp_dir / run_id / "sae"), device=device) for run_id, *_ in trained}
+        # activation metrics in training space (the training SAE, as trained); CE / KL through
+        # the saved inference SAE, which normalises and inverts around the splice
+        groups = {t["run_id"]: activation_metrics(load_training_sae(t, f, device), eval_x) for f, t in items}
+        saes = {t["run_id"]: SAE.load_from_disk(str(f / "sae"), device=device) for f, t in items}
         down = downstream_metrics(loaded.bridge, saes, manifest["hook"], tokens.to(device),
-                                  manifest["separator_token_id"], mean_D.to(device), ev["batch_contexts"])
-        records = []
-        for run_id, row, params, seed, res, groups, cfg_dict in trained:
-            groups["downstream"] = down[run_id]
-            record = make_record(
-                eval_type_id=EVAL_TYPE_ID,
-                eval_config={
-                    "n_eval_tokens": len(eval_x),
-                    "ce_contexts": int(len(tokens)),
-                    "context_size": manifest["context_size"],
-                    "dead_window_steps": res.dead_window_steps,
-                    "dead_window_tokens": res.dead_window_steps * train["batch_size"],
-                    "normalisation": "per-token sqrt(d); the splice normalises and inverts",
-                    "splice_positions": "all but position 0 and separators",
-                },
-                eval_id=f"{dataset}/{family_name}/{run_id}",
-                groups=groups,
-                sae_cfg=cfg_dict,
-                run_id=run_id,
-                run=run_block(
-                    track="llm", dataset=dataset, family_name=family_name, family=family, row=row,
-                    params=params, seed=seed, res=res, train=train, device=device,
-                    acts_manifest={k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")},
-                ),
-            )
-            write_json(tmp_dir / run_id / "metrics.json", record)
-            records.append(record)
-    shutil.rmtree(ckpt_root, ignore_errors=True)
-    return records
+                                  manifest["separator_token_id"], mean_D.to(device), evaluation["batch_contexts"])
+        eval_config = {
+            "n_eval_tokens": len(eval_x),
+            "ce_contexts": int(len(tokens)),
+            "context_size": manifest["context_size"],
+            "normalisation": "per-token sqrt(d); the splice normalises and inverts",
+            "splice_positions": "all but position 0 and separators",
+        }
+        return {
+            t["run_id"]: record_from_training(
+                t, track="llm", dataset=dataset, eval_type_id=EVAL_TYPE_ID, eval_config=eval_config,
+                groups={**groups[t["run_id"]], "downstream": down[t["run_id"]]}, acts_manifest=t["acts_manifest"])
+            for _, t in items
+        }
+
+    identity = {"eval": {k: evaluation[k] for k in ("ce_contexts", "batch_contexts")},
+                "acts": manifest_identity(acts_dir), "device": device, "code": code_hash(EVALUATION_CODE)}
+    return evaluate_stage(trained_dir=trained_dir, out_dir=out_dir, label=f"{dataset} eval {Path(out_dir).name}",
+                          evaluate=evaluate, identity=identity)
 
 
 def crosscheck_with_sae_lens(

@@ -31,6 +31,10 @@ so the authors' λ values (method.md grids) are used as-is with ``"authors"`` an
 multiplied by n (= ``d_in``) with ``"sae_lens"``. Adam is invariant to that constant factor
 except through ε and sae-lens's fixed gradient-norm clip of 1.0.
 
+The objective is written once, per sample, by the functions under "the objective, once"
+(:func:`squared_error`, :func:`penalised_codes`, :func:`l1_penalty`, :func:`l2_penalty`); the
+training SAE and the exact (FISTA) codes of :mod:`aenbench.stability` both use them.
+
 Adaptive weights (constants w.r.t. the gradient), updated every training step *before* the loss:
 
 1. EMA of mean activity: ``a_j ← max(β a_j + (1−β) mean_b |h_bj|, 1e-5)``, a_j = 1 at init,
@@ -57,6 +61,7 @@ inference class, which ignores them when encoding.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -125,30 +130,100 @@ def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float, nonneg: bo
     return (beta * a_M + (1.0 - beta) * mean_abs_M).clamp(min=EMA_FLOOR)
 
 
+# --------------------------------------------------------------------------- the objective, once
+#
+# Per sample b (each function reduces over the last dimension) the objective of method.md §2 is
+#
+#     F_b = ‖x_b − x̂_b‖² / mse_divisor  +  λ₁ Σ_j w̃_j |h̃_bj|  +  λ₂ Σ_j h̃_bj²
+#
+# with h̃ = penalised_codes(h) and mse_divisor = n ("authors") or 1 ("sae_lens"); the training loss
+# is its mean over the batch (sae-lens's ``training_forward_pass`` sums ``squared_error`` over the
+# last dimension and averages over the batch; ``aen_penalties`` averages the penalties). The exact
+# codes of ``aenbench.stability`` (FISTA) minimise the same F, through these functions.
+
+
+def mse_divisor(loss_convention: str, d_in: int) -> int:
+    """The MSE convention as the number ‖x − x̂‖² is divided by: n (= ``d_in``) under ``"authors"``
+    (the 1/(B·n) of method.md §2: the MSE averages over the n dims), 1 under ``"sae_lens"`` (it sums
+    them). The weight of the reconstruction term in F is c = 1/mse_divisor."""
+    if loss_convention == "authors":
+        return d_in
+    if loss_convention == "sae_lens":
+        return 1
+    raise ValueError(f"unknown loss_convention {loss_convention!r}")
+
+
+def squared_error(preds: torch.Tensor, target: torch.Tensor, loss_convention: str) -> torch.Tensor:
+    """Per-element (x_i − x̂_i)² / mse_divisor: sae-lens's ``mse_loss_fn``, which it sums over the
+    last dimension to c‖x_b − x̂_b‖² and averages over the batch."""
+    err = torch.nn.functional.mse_loss(preds, target, reduction="none")
+    divisor = mse_divisor(loss_convention, target.shape[-1])
+    return err if divisor == 1 else err / divisor
+
+
+def decoder_scale(W_dec_MN: torch.Tensor, decoder_norm: str) -> torch.Tensor | None:
+    """s_M with h̃_j = s_j h_j the codes the penalties act on: s_j = ‖W_dec[j]‖ under
+    ``weight_penalty``; None (s ≡ 1: unit decoder rows) under ``project``."""
+    return W_dec_MN.norm(dim=-1) if decoder_norm == "weight_penalty" else None
+
+
+def penalised_codes(acts_BM: torch.Tensor, W_dec_MN: torch.Tensor, decoder_norm: str) -> torch.Tensor:
+    """h̃ = h under ``project``; h̃_j = h_j ‖W_dec[j]‖ under ``weight_penalty``."""
+    scale_M = decoder_scale(W_dec_MN, decoder_norm)
+    return acts_BM if scale_M is None else acts_BM * scale_M
+
+
+def l1_penalty(acts_BM: torch.Tensor, weights_M: torch.Tensor, nonneg: bool = False) -> torch.Tensor:
+    """Σ_j w_j |h_j| over the last dimension (w = w̃ in F; times λ₁ it is the ℓ1 term).
+
+    ``nonneg=True`` promises h ≥ 0 (ReLU codes): then |h| = h and the term is the mat-vec h w with no
+    |·| pass, forward and backward (bench/RESULTS.md: such passes were AEN's whole overhead over
+    sae-lens ``standard`` at the Pythia-70M shape). Same values either way."""
+    return (acts_BM if nonneg else acts_BM.abs()) @ weights_M
+
+
+def l2_penalty(acts_BM: torch.Tensor, weights: float | torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_j v_j h_j² over the last dimension; v ≡ 1 when ``weights`` is None (then ‖h‖², one norm
+    reduction and no elementwise square), else v a scalar or an (M,) tensor."""
+    if weights is None:
+        return torch.linalg.vector_norm(acts_BM, dim=-1).square()
+    return (acts_BM.pow(2) * weights).sum(dim=-1)
+
+
 def aen_penalties(
     acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float, l2: float, nonneg: bool = False
 ) -> dict[str, torch.Tensor]:
-    """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj².
-
-    ``nonneg=True`` promises h ≥ 0 (ReLU codes): then |h| = h, the ℓ1 term is the mat-vec h w̃
-    with no |·| pass (forward and backward), and Σ h² is ‖h‖²_F from one norm reduction instead of
-    an elementwise square (bench/RESULTS.md: these passes were AEN's whole overhead over sae-lens
-    ``standard`` at the Pythia-70M shape). Same values either way."""
+    """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj²: the batch means of λ₁ ``l1_penalty``
+    and λ₂ ``l2_penalty`` (pass h̃ for h). ``nonneg=True`` promises h ≥ 0 and takes the fast path:
+    the ℓ1 sums are summed then divided by B, and Σ_b Σ_j h_bj² is one norm over the B·m codes
+    flattened. Same values either way."""
     batch = acts_BM.shape[0]
     if nonneg:
         return {
-            "l1_loss": l1 * (acts_BM @ w_tilde_M).sum() / batch,
-            "l2_loss": l2 * torch.linalg.vector_norm(acts_BM).square() / batch,
+            "l1_loss": l1 * l1_penalty(acts_BM, w_tilde_M, nonneg=True).sum() / batch,
+            "l2_loss": l2 * l2_penalty(acts_BM.reshape(-1)) / batch,
         }
     return {
-        "l1_loss": l1 * (acts_BM.abs() @ w_tilde_M).mean(),
-        "l2_loss": l2 * acts_BM.pow(2).sum(dim=-1).mean(),
+        "l1_loss": l1 * l1_penalty(acts_BM, w_tilde_M).mean(),
+        "l2_loss": l2 * l2_penalty(acts_BM).mean(),
     }
 
 
-def _authors_mse(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-element squared error divided by n, so sae-lens's sum over dims becomes a mean."""
-    return torch.nn.functional.mse_loss(preds, target, reduction="none") / target.shape[-1]
+def penalty_coefficients(
+    w_tilde_M: torch.Tensor, l1: float, l2: float, W_dec_MN: torch.Tensor, decoder_norm: str
+) -> tuple[torch.Tensor, float | torch.Tensor]:
+    """The penalties of F as coefficients on the raw codes h, for a solver that needs them per
+    latent: λ₁ Σ_j w̃_j |h̃_j| + λ₂ Σ_j h̃_j² = Σ_j l1_j |h_j| + Σ_j l2_j h_j² with
+
+    * ``project`` (h̃ = h): l1_j = λ₁ w̃_j, l2 = λ₂ (a float);
+    * ``weight_penalty`` (h̃_j = h_j ‖W_dec[j]‖): l1_j = λ₁ w̃_j ‖W_dec[j]‖, l2_j = λ₂ ‖W_dec[j]‖².
+
+    Returns (l1_M, l2), for ``l1_penalty(h, l1_M)`` and ``l2_penalty(h, l2)``."""
+    l1_M = l1 * w_tilde_M
+    scale_M = decoder_scale(W_dec_MN, decoder_norm)
+    if scale_M is None:
+        return l1_M, float(l2)
+    return l1_M * scale_M, l2 * scale_M.pow(2)
 
 
 def _authors_init(module: nn.Module, d_in: int, d_sae: int, dtype: torch.dtype, device: torch.device) -> None:
@@ -266,8 +341,9 @@ class AENTrainingSAEConfig(TrainingSAEConfig):
 
 
 class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
-    """Training AEN-SAE. The whole objective lives in :meth:`calculate_aux_loss` and the MSE
-    convention in ``mse_loss_fn``; see the module docstring for the math."""
+    """Training AEN-SAE. The objective is the module's functions (:func:`squared_error` as
+    ``mse_loss_fn``, :func:`penalised_codes` and :func:`aen_penalties` in
+    :meth:`calculate_aux_loss`); see the module docstring for the math."""
 
     b_enc: nn.Parameter
     ema_activity: torch.Tensor
@@ -279,8 +355,7 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
         self.projected_after_step = False  # set by aenbench.training.train_sae's post-step hook
         # weight_summary() every TRACE_POINTS-th of training, for the record (not in the state dict)
         self.adaptive_trace: list[dict[str, Any]] = []
-        if cfg.loss_convention == "authors":
-            self.mse_loss_fn = _authors_mse
+        self.mse_loss_fn = functools.partial(squared_error, loss_convention=cfg.loss_convention)
 
     @override
     def initialize_weights(self) -> None:
@@ -306,12 +381,6 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
     def post_optimizer_step(self) -> None:
         """Called by aenbench's trainer after every optimiser step (method.md §1)."""
         self.project_decoder()
-
-    def penalised_acts(self, feature_acts_BM: torch.Tensor) -> torch.Tensor:
-        """h under ``project``; h_j ‖W_dec[j]‖ under ``weight_penalty``."""
-        if self.cfg.decoder_norm == "weight_penalty":
-            return feature_acts_BM * self.W_dec.norm(dim=-1)
-        return feature_acts_BM
 
     @torch.no_grad()
     def update_adaptive_state(self, acts_BM: torch.Tensor, t: int) -> torch.Tensor:
@@ -349,7 +418,7 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
         sae_out: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         # ReLU codes (times decoder norms under weight_penalty) are ≥ 0
-        acts_BM = self.penalised_acts(feature_acts)
+        acts_BM = penalised_codes(feature_acts, self.W_dec, self.cfg.decoder_norm)
         w_tilde_M = self.update_adaptive_state(acts_BM.detach(), step_input.n_training_steps)
         return aen_penalties(
             acts_BM, w_tilde_M, step_input.coefficients["l1"], step_input.coefficients["l2"], nonneg=True

@@ -47,19 +47,32 @@ def train_ablation(
     families: Mapping[str, Any], seeds: Sequence[int], spec: dict[str, Any], train: dict[str, Any],
     arch_defaults: dict[str, dict[str, Any]], device: str = "auto",
 ) -> None:
-    """Train every arm of ``ablation`` on one dataset into ``out_dir/<arm>/seed~<s>/`` (built aside,
-    renamed into place). Checkpoints go next to the families' (``training.checkpoint_root``)."""
-    from aenbench.synthetic.track import train_family
+    """The train stage of every arm of ``ablation`` on one dataset: ``out_dir/<arm>/seed~<s>/``
+    (built aside, renamed into place; an arm already in the store is not retrained).
+    Checkpoints go next to the families' (``training.checkpoint_root``)."""
+    from aenbench.synthetic.track import spiked_data, train_runs
     from aenbench.training import checkpoint_root
 
+    data = spiked_data(dictionary_path, spec, {})
     ckpt = checkpoint_root(out_dir)
     with atomic_dir(out_dir) as tmp:
         for arm in ablation["arms"]:
-            train_family(
-                dictionary_path=dictionary_path, out_dir=tmp / arm, dataset=dataset, family_name=f"{name}:{arm}",
-                family=arm_family(ablation, arm, families), runs=[(f"seed~{s}", {"seed": s}) for s in seeds],
-                spec=spec, train=train, arch_defaults=arch_defaults, device=device, checkpoint_dir=ckpt / arm,
-            )
+            train_runs(data=data, out_dir=tmp / arm, dataset=dataset, family_name=f"{name}:{arm}",
+                       family=arm_family(ablation, arm, families), runs=[(f"seed~{s}", {"seed": s}) for s in seeds],
+                       train=train, arch_defaults=arch_defaults, device=device, checkpoint_dir=ckpt / arm)
+
+
+def evaluate_ablation(*, dictionary_path: str | Path, trained_dir: str | Path, out_dir: str | Path, dataset: str,
+                      arms: Sequence[str], spec: dict[str, Any], evaluation: dict[str, Any],
+                      device: str = "auto") -> None:
+    """The evaluation stage of an ablation: ``out_dir/<arm>/seed~<s>/{sae/, metrics.json}``."""
+    from aenbench.synthetic.track import evaluate_runs, spiked_data
+
+    data = spiked_data(dictionary_path, spec, evaluation)
+    with atomic_dir(out_dir) as tmp:
+        for arm in arms:
+            evaluate_runs(data=data, trained_dir=Path(trained_dir) / arm, out_dir=tmp / arm, dataset=dataset,
+                          device=device)
 
 
 def summary(rows: pd.DataFrame, arms: Sequence[str]) -> pd.DataFrame:

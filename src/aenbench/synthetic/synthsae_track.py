@@ -19,10 +19,12 @@ import torch
 from aenbench import metrics as M
 from aenbench.io import write_json
 from aenbench.provenance import git_commit, versions
-from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
 from aenbench.stability import sae_stability
+from aenbench.stages import tree_sha256
 from aenbench.synthetic import synthsae
-from aenbench.synthetic.track import STABILITY_SAMPLES, TeacherData, train_runs
+from aenbench.synthetic.track import (
+    STABILITY_SAMPLES, TeacherData, eval_settings, evaluate_runs, train_runs, trained_dir_of,
+)
 
 TRACK = "synthsae"
 
@@ -38,11 +40,14 @@ def make_teacher(spec: dict[str, Any], model_dir: str | Path, summary_path: str 
     return out
 
 
-def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, train: dict[str, Any]) -> TeacherData:
+def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, evaluation: dict[str, Any]) -> TeacherData:
+    """The teacher saved in ``model_dir`` as TeacherData; ``evaluation`` holds ``eval_samples`` and
+    ``eval_seed`` (a train stage may pass ``{}``)."""
+    train = evaluation
     model = synthsae.load_model(model_dir)
     resolved = synthsae.resolve_spec(spec)
 
-    def evaluate(inference_sae: Any, sae: Any) -> dict[str, dict[str, float]]:
+    def evaluate(inference_sae: Any, objective: Any | None) -> dict[str, dict[str, float]]:
         groups = synthsae.evaluate(inference_sae, model, train["eval_samples"], train["eval_seed"])
         x_BN = next(synthsae.SyntheticStream(model, min(train["eval_samples"], 8192), train["eval_seed"]))
         with torch.no_grad():
@@ -53,7 +58,7 @@ def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, train
         groups.update(M.by_group(M.reconstruction_metrics(x_BN, xhat_BN)))
         groups["stability"] = sae_stability(
             inference_sae.encode, x_stab_BN, seed=train["eval_seed"],
-            objective_sae=sae if sae.cfg.architecture() == AEN_ARCHITECTURE else None,
+            objective_sae=objective,
             code_scale_M=inference_sae.W_dec.detach().norm(dim=-1),
             w_dec_MN=inference_sae.W_dec.detach(), b_dec_N=inference_sae.b_dec.detach(),
         )
@@ -63,17 +68,22 @@ def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, train
         track=TRACK, eval_type_id=synthsae.EVAL_TYPE_ID, d_in=resolved["hidden_dim"], d_sae=width,
         make_stream=lambda seed, batch: synthsae.activation_stream(model, batch, seed),
         evaluate=evaluate, teacher={**resolved, "width": width},
-        eval_config={"n_eval_samples": train["eval_samples"], "eval_seed": train["eval_seed"],
+        eval_config={"n_eval_samples": train.get("eval_samples"), "eval_seed": train.get("eval_seed"),
                      "evaluator": "sae_lens.synthetic.eval_sae_on_synthetic_data"},
+        teacher_sha256=tree_sha256(model_dir),
     )
 
 
 def train_family(*, model_dir: str | Path, out_dir: str | Path, dataset: str, family_name: str,
                  family: dict[str, Any], runs: list[tuple[str, dict[str, Any]]], spec: dict[str, Any], width: int,
                  train: dict[str, Any], arch_defaults: dict[str, dict[str, Any]], device: str = "auto") -> list[dict]:
-    return train_runs(data=synthsae_data(model_dir, spec, width, train), out_dir=out_dir, dataset=dataset,
-                      family_name=family_name, family=family, runs=runs, train=train, arch_defaults=arch_defaults,
-                      device=device)
+    """Both stages in one call (for scripts and tests): train into ``trained_dir_of(out_dir)``,
+    then evaluate into ``out_dir``."""
+    data = synthsae_data(model_dir, spec, width, eval_settings(train))
+    trained = trained_dir_of(out_dir)
+    train_runs(data=data, out_dir=trained, dataset=dataset, family_name=family_name, family=family, runs=runs,
+               train=train, arch_defaults=arch_defaults, device=device)
+    return evaluate_runs(data=data, trained_dir=trained, out_dir=out_dir, dataset=dataset, device=device)
 
 
 TABLE_COLUMNS = ["family", "config", "L0", "dead_pct", "EV", "synthetic/mcc", "synthetic/uniqueness",

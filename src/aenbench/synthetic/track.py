@@ -5,9 +5,7 @@ These are the functions the Snakemake rules call (``workflow/scripts/synthetic_*
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,17 +13,20 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 from sae_lens import SAE
-from tqdm.auto import tqdm
 
 from aenbench import metrics as M
-from aenbench.io import atomic_dir, write_json, write_with
+from aenbench.io import write_json, write_with
+from aenbench.llm.resources import sha256_file
 from aenbench.provenance import git_commit, versions
-from aenbench.records import add_training_metrics, make_record, run_block
+from aenbench.records import record_from_training
 from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
 from aenbench.stability import sae_stability
-from aenbench.sweeps import run_hyperparameters
+from aenbench.stages import (
+    EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
+    training_settings,
+)
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
-from aenbench.training import build_training_sae, checkpoint_root, fingerprint, resolve_device, train_sae
+from aenbench.training import build_training_sae, checkpoint_root, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ class TeacherData:
 
     ``make_stream(seed, batch_size)`` gives the training stream of a run (an iterator of x_BN
     batches that depends on its seed alone, so a resumed run replays it); ``evaluate(inference,
-    training)`` the metric groups of a trained SAE; ``teacher`` identifies the ground truth in the
-    run's fingerprint and record."""
+    objective)`` the metric groups of a trained SAE (``objective``: its training SAE when its
+    architecture has a convex coding objective, for the FISTA gap; else None); ``teacher``
+    identifies the ground truth in the run's record, ``teacher_sha256`` its content in the
+    fingerprints."""
 
     track: str
     eval_type_id: str
@@ -94,25 +97,44 @@ class TeacherData:
     evaluate: Callable[[SAE[Any], Any], dict[str, dict[str, float]]]
     teacher: dict[str, Any]
     eval_config: dict[str, Any]
+    teacher_sha256: str
 
 
-def spiked_data(dictionary_path: str | Path, spec: dict[str, Any], train: dict[str, Any]) -> TeacherData:
-    """The spiked teacher of ``spec`` (its dictionary from ``dictionary_path``) as TeacherData."""
+def eval_settings(section: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings of a track's `train` section (what the evaluation stage reads)."""
+    return {k: section[k] for k in ("eval_samples", "eval_seed") if k in section}
+
+
+def spiked_data(dictionary_path: str | Path, spec: dict[str, Any], evaluation: dict[str, Any]) -> TeacherData:
+    """The spiked teacher of ``spec`` (its dictionary from ``dictionary_path``) as TeacherData;
+    ``evaluation`` holds ``eval_samples`` and ``eval_seed`` (a train stage may pass ``{}``)."""
     d_MN = load_file(str(dictionary_path))["D_MN"]
     magnitude = tuple(spec["magnitude"])
 
-    def evaluate(inference_sae: SAE[Any], sae: Any) -> dict[str, dict[str, float]]:
-        objective = sae if sae.cfg.architecture() == AEN_ARCHITECTURE else None
-        return evaluate_on_spiked(inference_sae, d_MN, spec["k"], train["eval_samples"], train["eval_seed"],
-                                  magnitude, objective_sae=objective)
+    def evaluate(inference_sae: SAE[Any], objective: Any | None) -> dict[str, dict[str, float]]:
+        return evaluate_on_spiked(inference_sae, d_MN, spec["k"], evaluation["eval_samples"],
+                                  evaluation["eval_seed"], magnitude, objective_sae=objective)
 
     return TeacherData(
         track="synthetic", eval_type_id=EVAL_TYPE_ID, d_in=spec["n"], d_sae=spec["m"],
         make_stream=lambda seed, batch: SpikedStream(d_MN, spec["k"], batch, seed=seed, low=magnitude[0],
                                                      high=magnitude[1]),
         evaluate=evaluate, teacher=spec,
-        eval_config={"n_eval_samples": train["eval_samples"], "eval_seed": train["eval_seed"]},
+        eval_config={"n_eval_samples": evaluation.get("eval_samples"), "eval_seed": evaluation.get("eval_seed")},
+        teacher_sha256=sha256_file(dictionary_path),
     )
+
+
+def trained_dir_of(runs_dir: str | Path) -> Path:
+    """Where the train stage lays out the SAEs that the evaluation stage writes to ``runs_dir``:
+    the last ``runs`` / ``ablations`` / ``variants`` component of the path becomes ``trained`` /
+    ``ablations_trained`` / ``variants_trained`` (the DAG's layout, workflow/rules/*.smk)."""
+    parts = list(Path(runs_dir).parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] in ("runs", "ablations", "variants"):
+            parts[i] = "trained" if parts[i] == "runs" else f"{parts[i]}_trained"
+            return Path(*parts)
+    return Path(runs_dir).with_name(Path(runs_dir).name + ".trained")
 
 
 def train_family(
@@ -129,10 +151,15 @@ def train_family(
     device: str = "auto",
     checkpoint_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train every run of one family on one spiked dataset (:func:`train_runs`)."""
-    return train_runs(data=spiked_data(dictionary_path, spec, train), out_dir=out_dir, dataset=dataset,
-                      family_name=family_name, family=family, runs=runs, train=train, arch_defaults=arch_defaults,
-                      device=device, checkpoint_dir=checkpoint_dir)
+    """Both stages in one call (for scripts and tests): train every run of one family on one
+    spiked dataset into ``trained_dir_of(out_dir)``, then evaluate them into ``out_dir``.
+    Checkpoints go to ``checkpoint_dir`` (default ``checkpoint_root(out_dir)``)."""
+    data = spiked_data(dictionary_path, spec, eval_settings(train))
+    trained = trained_dir_of(out_dir)
+    train_runs(data=data, out_dir=trained, dataset=dataset, family_name=family_name, family=family, runs=runs,
+               train=train, arch_defaults=arch_defaults, device=device,
+               checkpoint_dir=checkpoint_dir if checkpoint_dir is not None else checkpoint_root(out_dir))
+    return evaluate_runs(data=data, trained_dir=trained, out_dir=out_dir, dataset=dataset, device=device)
 
 
 def train_runs(
@@ -147,77 +174,46 @@ def train_runs(
     arch_defaults: dict[str, dict[str, Any]],
     device: str = "auto",
     checkpoint_dir: str | Path | None = None,
+    code_files: tuple[str | Path, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Train every run of one family on one synthetic ground truth, in one process (sae-lens
-    costs seconds to import), and write ``out_dir/<run_id>/{sae/, metrics.json}``. The folder is
-    built aside and renamed into place, so a killed job leaves no partial results.
-
-    Checkpoints go to ``checkpoint_dir`` (default: ``checkpoint_root(out_dir)``, outside the
-    job's output): every ``train.checkpoint_every`` steps per run, and each finished run in full,
-    so a rerun after a kill resumes the unfinished run and copies the finished ones. They are
-    deleted once the family's folder is in place."""
+    """The train stage of one family on one synthetic ground truth (:func:`aenbench.stages.train_stage`):
+    ``out_dir/<run_id>/{sae/, training.json}``, training only the runs not in the store.
+    ``code_files`` are extra files whose content decides the weights (a variant's plugin)."""
     device = resolve_device(device)
-    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
-    every = int(train.get("checkpoint_every", 1000))
-    results = []
-    with atomic_dir(out_dir) as tmp_dir:
-        for run_id, row in tqdm(runs, desc=f"{dataset}/{family_name}", unit="sae"):
-            params = run_hyperparameters(family, row, arch_defaults)
-            seed = int(row["seed"])
-            fp_obj = {"architecture": family["architecture"], "params": params, "seed": seed,
-                      "spec": data.teacher, "train": train, "device": device}
-            if data.track != "synthetic":
-                fp_obj["track"] = data.track
-            run_fp = fingerprint(fp_obj)
-            run_ckpt = ckpt_root / run_id
-            done = run_ckpt / "done"
-            if (done / "metrics.json").exists() and (done / "fingerprint").read_text() == run_fp:
-                shutil.copytree(done, tmp_dir / run_id, ignore=shutil.ignore_patterns("fingerprint"))
-                results.append(json.loads((done / "metrics.json").read_text()))
-                log.info("%s %s: finished before the job was interrupted; not retrained", family_name, run_id)
-                continue
-            sae = build_training_sae(family["architecture"], data.d_in, data.d_sae, params, seed, device)
-            res = train_sae(
-                sae, data.make_stream(seed, train["batch_size"]), steps=train["steps"],
-                batch_size=train["batch_size"], lr=train["lr"],
-                dead_window_steps=train["dead_window_steps"],
-                auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
-                checkpoint_dir=run_ckpt, checkpoint_every=every, run_fingerprint=run_fp,
-            )
-            run_dir = tmp_dir / run_id
-            sae.save_inference_model(str(run_dir / "sae"))
-            inference_sae = SAE.load_from_disk(str(run_dir / "sae"), device=device)
-            groups = data.evaluate(inference_sae, sae)
-            add_training_metrics(groups, res, sae, train["batch_size"])
-            record = make_record(
-                eval_type_id=data.eval_type_id,
-                eval_config={
-                    **data.eval_config,
-                    "dead_window_steps": res.dead_window_steps,
-                    "dead_window_tokens": res.dead_window_steps * train["batch_size"],
-                },
-                eval_id=f"{dataset}/{family_name}/{run_id}",
-                groups=groups,
-                sae_cfg=sae.cfg.to_dict(),
-                run_id=run_id,
-                run=run_block(
-                    track=data.track, dataset=dataset, family_name=family_name, family=family, row=row,
-                    params=params, seed=seed, res=res, train=train, device=device,
-                    teacher=data.teacher,
-                ),
-            )
-            if getattr(sae, "adaptive_trace", None):
-                # the EMA / adaptive-weight state over training (every TRACE_EVERY steps)
-                record["adaptive_trace"] = sae.adaptive_trace
-            write_json(run_dir / "metrics.json", record)
-            results.append(record)
-            with atomic_dir(done) as tmp_done:  # the finished run survives a kill of the job
-                shutil.copytree(run_dir, tmp_done, dirs_exist_ok=True)
-                (tmp_done / "fingerprint").write_text(run_fp)
-            shutil.rmtree(run_ckpt / "latest", ignore_errors=True)
-            flat = {k: v for g in groups.values() for k, v in g.items()}
-            log.info("%s %s: L0=%.2f dead=%.1f%% EV=%.3f (%.1fs)", family_name, run_id,
-                     flat.get("L0", float("nan")), flat.get("dead_pct", float("nan")),
-                     flat.get("EV", float("nan")), res.seconds)
-    shutil.rmtree(ckpt_root, ignore_errors=True)
-    return results
+    settings = training_settings(train)
+    identity = {"track": data.track, "teacher": data.teacher, "teacher_sha256": data.teacher_sha256,
+                "train": settings, "device": device, "code": code_hash(TRAINING_CODE, code_files)}
+    planned = plan_runs(family, runs, arch_defaults, identity)
+    return train_stage(
+        runs=planned, out_dir=out_dir, label=f"{dataset}/{family_name}", family_name=family_name, family=family,
+        build=lambda r: build_training_sae(family["architecture"], data.d_in, data.d_sae, r.params, r.seed, device),
+        stream=lambda r: data.make_stream(r.seed, train["batch_size"]), train=settings, device=device,
+        info={"track": data.track, "dataset": dataset, "teacher": data.teacher,
+              "teacher_sha256": data.teacher_sha256},
+        checkpoint_dir=checkpoint_dir,
+    )
+
+
+def evaluate_runs(*, data: TeacherData, trained_dir: str | Path, out_dir: str | Path, dataset: str,
+                  device: str = "auto", code_files: tuple[str | Path, ...] = ()) -> list[dict[str, Any]]:
+    """The evaluation stage (:func:`aenbench.stages.evaluate_stage`): each saved SAE read back with
+    sae-lens's ``SAE.load_from_disk`` and evaluated on fresh teacher samples; the FISTA gap of
+    an ``aen`` SAE uses its training objective (its training SAE rebuilt from the store)."""
+    device = resolve_device(device)
+
+    def evaluate(items: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for folder, trained in items:
+            inference = SAE.load_from_disk(str(folder / "sae"), device=device)
+            objective = (load_training_sae(trained, folder, device)
+                         if trained["architecture"] == AEN_ARCHITECTURE else None)
+            groups = data.evaluate(inference, objective)
+            out[trained["run_id"]] = record_from_training(
+                trained, track=data.track, dataset=dataset, eval_type_id=data.eval_type_id,
+                eval_config=data.eval_config, groups=groups, teacher=data.teacher)
+        return out
+
+    identity = {"eval": data.eval_config, "teacher_sha256": data.teacher_sha256, "device": device,
+                "code": code_hash(EVALUATION_CODE, code_files)}
+    return evaluate_stage(trained_dir=trained_dir, out_dir=out_dir, label=f"{dataset} eval {Path(out_dir).name}",
+                          evaluate=evaluate, identity=identity)

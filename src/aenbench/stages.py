@@ -1,0 +1,334 @@
+"""The train and evaluate stages every track shares, with a per-run store that survives reruns.
+
+A Snakemake training job trains the runs of one family on one dataset; its evaluation job then
+evaluates them. Each stage keeps what it made in a store keyed by a fingerprint of exactly the
+settings that made it, outside the jobs' outputs (which Snakemake deletes before it reruns a
+job), so a rerun recomputes only what changed:
+
+* ``train_stage`` → ``<out_dir>/<run_id>/{sae/, training.json}`` and ``<out_dir>/index.json``.
+  A run is trained only when ``<store>/trained/<fingerprint>/`` is missing; its fingerprint is
+  the architecture, the run's hyperparameters and seed, the training settings, the teacher or
+  activations it trains on (by content hash), the device and a hash of the training code. Adding
+  a grid point trains that point only; removing one drops it from the index (and so from the
+  leaderboard).
+* ``evaluate_stage`` → ``<out_dir>/<run_id>/{sae/, metrics.json}``: the saved SAE is read back
+  with sae-lens's ``SAE.load_from_disk`` and evaluated, unless ``<store>/evals/<fingerprint>.json``
+  already holds the record for the same trained SAE (by weights hash) and evaluation settings.
+
+Files in the outputs are hard links into the store where the file system allows (copies
+elsewhere). Every store entry records its fingerprint and the sha256 of its weights; an entry
+whose weights no longer match is refused, naming its path and what to delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable, Sequence
+
+from aenbench.io import atomic_dir, write_json
+from aenbench.llm.resources import sha256_file
+from aenbench.provenance import git_commit, versions
+from aenbench.sweeps import run_hyperparameters
+from aenbench.training import fingerprint
+
+log = logging.getLogger(__name__)
+
+INDEX = "index.json"
+TRAINING = "training.json"
+WEIGHTS = "sae_weights.safetensors"
+TRAINING_STATE = "training_state.safetensors"  # the training SAE's own state dict (strict reload)
+# Settings of a track's `train` section that change no trained weight (so no fingerprint):
+# the seeds list is already in each run, checkpoints only make a kill resumable, the eval_* keys
+# belong to the evaluation stage.
+NOT_TRAINING_KEYS = ("seeds", "checkpoint_every", "eval_samples", "eval_seed")
+# The library code that decides trained weights / evaluation results: a change to it is a
+# change of the fingerprint, so the store never hands out a stale result after a code change.
+TRAINING_CODE = ("training.py", "saes/aen.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
+                 "llm/harvest.py")
+EVALUATION_CODE = ("metrics.py", "stability.py", "records.py", "stages.py", "synthetic/track.py",
+                   "synthetic/synthsae_track.py", "synthetic/synthsae.py", "llm/evaluate.py", "llm/track.py",
+                   "saes/aen.py")
+
+
+class StoreError(RuntimeError):
+    """A store entry or a trained folder that does not match what recorded it."""
+
+
+def training_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """The part of a `train` section that decides the trained weights."""
+    return {k: v for k, v in train.items() if k not in NOT_TRAINING_KEYS}
+
+
+def code_hash(files: Iterable[str], extra: Iterable[str | Path] = ()) -> str:
+    """sha256 over aenbench source files (relative to the package) and ``extra`` files, plus the
+    sae-lens and torch versions."""
+    root = Path(__file__).parent
+    h = hashlib.sha256(json.dumps({k: versions().get(k) for k in ("sae_lens", "torch")}).encode())
+    for name in [*(root / f for f in files), *(Path(p) for p in extra)]:
+        h.update(str(Path(name).name).encode())
+        h.update(Path(name).read_bytes() if Path(name).exists() else b"<missing>")
+    return h.hexdigest()[:16]
+
+
+def tree_sha256(folder: str | Path) -> str:
+    """sha256 over the relative paths and contents of every file under ``folder``."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(sha256_file(path).encode())
+    return h.hexdigest()
+
+
+def store_root(out_dir: str | Path) -> Path:
+    """The store of the results folder ``out_dir`` lies in: ``results/<rest>`` → ``results/store``;
+    ``<parent>/.store`` for a folder outside a ``results`` folder."""
+    parts = Path(out_dir).parts
+    if "results" in parts:
+        return Path(*parts[: parts.index("results") + 1], "store")
+    return Path(out_dir).parent / ".store"
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``dst`` as a tree of hard links to ``src``'s files (copies where links are not possible)."""
+    for path in sorted(src.rglob("*")):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def progress(iterable: Sequence[Any], desc: str) -> Any:
+    """A bar with an ETA when the job runs on a terminal; otherwise nothing (the log lines tell)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit="sae", disable=None)
+
+
+def say(msg: str, *args: Any) -> None:
+    """One line per SAE: in the job's log, and on the terminal of a job whose output is redirected
+    to its log (Snakemake's terminal shows stderr of the driver only; the log keeps everything)."""
+    log.info(msg, *args)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class Run:
+    run_id: str
+    row: dict[str, Any]
+    params: dict[str, Any]
+    seed: int
+    fingerprint: str
+
+
+def plan_runs(family: dict[str, Any], runs: Sequence[tuple[str, dict[str, Any]]],
+              arch_defaults: dict[str, dict[str, Any]], identity: dict[str, Any]) -> list[Run]:
+    """The runs of a family with their hyperparameters and training fingerprints; ``identity`` is
+    what every run of the job shares (data by hash, training settings, device, code)."""
+    planned = []
+    for run_id, row in runs:
+        params = run_hyperparameters(family, row, arch_defaults)
+        seed = int(row["seed"])
+        fp = fingerprint({"architecture": family["architecture"], "params": params, "seed": seed, **identity})
+        planned.append(Run(run_id, dict(row), params, seed, fp))
+    return planned
+
+
+def train_stage(
+    *,
+    runs: Sequence[Run],
+    out_dir: str | Path,
+    label: str,
+    family_name: str,
+    family: dict[str, Any],
+    build: Callable[[Run], Any],
+    stream: Callable[[Run], Any],
+    train: dict[str, Any],
+    device: str,
+    info: dict[str, Any],
+    before_save: Callable[[Any], None] | None = None,
+    store_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Train the runs missing from the store, then lay every run out in ``out_dir`` (built aside,
+    renamed into place). ``build(run)`` is the training SAE, ``stream(run)`` its data; ``info``
+    goes into each ``training.json`` (the teacher or activations it was trained on).
+
+    Checkpoints go to ``checkpoint_dir`` (default ``training.checkpoint_root(out_dir)``) every
+    ``train.checkpoint_every`` steps, so a killed job resumes the unfinished run; a finished run is
+    in the store at once, so a rerun does not retrain it."""
+    from aenbench.training import checkpoint_root, train_sae
+
+    store = Path(store_dir) if store_dir is not None else store_root(out_dir)
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
+    every = int(train.get("checkpoint_every", 1000))
+    records = []
+    n_trained = 0
+    with atomic_dir(out_dir) as tmp:
+        for run in progress(runs, desc=label):
+            entry = store / "trained" / run.fingerprint
+            if (entry / TRAINING).exists():
+                record = verify_trained(entry, run.fingerprint)
+                say("%s %s: trained before (store %s); not retrained", label, run.run_id, entry.name)
+            else:
+                sae = build(run)
+                res = train_sae(
+                    sae, stream(run), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
+                    dead_window_steps=train["dead_window_steps"],
+                    auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
+                    checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=every, run_fingerprint=run.fingerprint,
+                )
+                if before_save is not None:
+                    before_save(sae)
+                record = _write_trained(entry, run, res, sae, family_name, family, train, device, info)
+                shutil.rmtree(ckpt_root / run.run_id, ignore_errors=True)
+                n_trained += 1
+                t = record["training_groups"]["sparsity"]
+                say("%s %s: trained in %.1fs, dead=%.1f%% over the last %d steps", label, run.run_id,
+                    res.seconds, t["dead_pct"], res.dead_window_steps)
+            _link_tree(entry, tmp / run.run_id)
+            records.append(record)
+        write_json(tmp / INDEX, {"runs": [r.run_id for r in runs], "fingerprints": [r.fingerprint for r in runs]})
+    shutil.rmtree(ckpt_root, ignore_errors=True)
+    print(f"{label}: {n_trained} SAE(s) trained, {len(runs) - n_trained} reused from the store", file=sys.stderr)
+    return records
+
+
+def _write_trained(entry: Path, run: Run, res: Any, sae: Any, family_name: str, family: dict[str, Any],
+                   train: dict[str, Any], device: str, info: dict[str, Any]) -> dict[str, Any]:
+    from aenbench.records import training_metrics
+
+    record = {
+        "fingerprint": run.fingerprint,
+        "run_id": run.run_id,
+        "family": family_name,
+        "family_definition": family,
+        "architecture": family["architecture"],
+        "row": run.row,
+        "hyperparameters": run.params,
+        "seed": run.seed,
+        "train": train,
+        "device": device,
+        "d_in": int(sae.cfg.d_in),
+        "d_sae": int(sae.cfg.d_sae),
+        "res": {"steps": res.steps, "seconds": res.seconds, "dead_window_steps": res.dead_window_steps},
+        "training_groups": training_metrics(res, sae, train["batch_size"]),
+        "adaptive_trace": getattr(sae, "adaptive_trace", None) or None,
+        "sae_cfg_dict": sae.cfg.to_dict(),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        **info,
+    }
+    from safetensors.torch import save_file
+
+    with atomic_dir(entry) as tmp:
+        sae.save_inference_model(str(tmp / "sae"))
+        save_file({k: v.detach().contiguous() for k, v in sae.state_dict().items()}, str(tmp / TRAINING_STATE))
+        record["weights_sha256"] = sha256_file(tmp / "sae" / WEIGHTS)
+        record["training_state_sha256"] = sha256_file(tmp / TRAINING_STATE)
+        write_json(tmp / TRAINING, record)
+    return record
+
+
+def verify_trained(folder: Path, expect_fingerprint: str | None = None) -> dict[str, Any]:
+    """The ``training.json`` of a trained folder, after checking its weights against the hash it
+    records (and its fingerprint against ``expect_fingerprint``)."""
+    path = folder / TRAINING
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{path}: unreadable ({err}); delete {folder} and rerun to retrain it") from err
+    if expect_fingerprint is not None and record.get("fingerprint") != expect_fingerprint:
+        raise StoreError(f"{path} records fingerprint {record.get('fingerprint')!r}, expected {expect_fingerprint!r};"
+                         f" delete {folder} and rerun")
+    for file, key in ((folder / "sae" / WEIGHTS, "weights_sha256"), (folder / TRAINING_STATE, "training_state_sha256")):
+        if not file.exists() or sha256_file(file) != record.get(key):
+            raise StoreError(f"{file}: missing or its sha256 differs from the one {path} records; "
+                             f"delete {folder} and rerun to retrain it")
+    return record
+
+
+def trained_runs(trained_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, verified training.json) of every run a train stage laid out, in its order."""
+    trained_dir = Path(trained_dir)
+    try:
+        index = json.loads((trained_dir / INDEX).read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{trained_dir / INDEX}: unreadable ({err}); rerun the training job of {trained_dir}") from err
+    return [(trained_dir / r, verify_trained(trained_dir / r, fp)) for r, fp in zip(index["runs"], index["fingerprints"])]
+
+
+def load_training_sae(trained: dict[str, Any], folder: Path, device: str) -> Any:
+    """The training SAE of a trained run, rebuilt from its hyperparameters with its saved state
+    dict (for what needs the training config, e.g. AEN's objective with λ₁, λ₂ and w̃)."""
+    from safetensors.torch import load_file
+
+    from aenbench.training import build_training_sae
+
+    sae = build_training_sae(trained["architecture"], trained["d_in"], trained["d_sae"], trained["hyperparameters"],
+                             trained["seed"], device)
+    sae.load_state_dict(load_file(str(folder / TRAINING_STATE), device=device), strict=True)
+    if hasattr(sae, "projected_after_step"):
+        sae.projected_after_step = True  # the saved decoder is as training left it
+    return sae
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_stage(
+    *,
+    trained_dir: str | Path,
+    out_dir: str | Path,
+    label: str,
+    evaluate: Callable[[list[tuple[Path, dict[str, Any]]]], dict[str, tuple[dict[str, Any], dict[str, Any]]]],
+    identity: dict[str, Any],
+    store_dir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every run of ``trained_dir`` whose record is not in the store and lay out
+    ``out_dir/<run_id>/{sae/, metrics.json}``. ``evaluate(items)`` takes the (folder, training
+    record) pairs to evaluate and returns, per run id, the full record (see
+    :func:`aenbench.records.record_from_training`)."""
+    store = Path(store_dir) if store_dir is not None else store_root(out_dir)
+    items = trained_runs(trained_dir)
+    keys = {t["run_id"]: fingerprint({"weights": t["weights_sha256"], "trained": t["fingerprint"], **identity})
+            for _, t in items}
+    todo = [(f, t) for f, t in items if not (store / "evals" / f"{keys[t['run_id']]}.json").exists()]
+    fresh = evaluate(todo) if todo else {}
+    records = []
+    with atomic_dir(out_dir) as tmp:
+        for folder, t in progress(items, desc=label):
+            cached = store / "evals" / f"{keys[t['run_id']]}.json"
+            if t["run_id"] in fresh:
+                record = fresh[t["run_id"]]
+                write_json(cached, record)
+            else:
+                record = json.loads(cached.read_text())
+                say("%s %s: evaluated before (store %s); not re-evaluated", label, t["run_id"], cached.name)
+            _link_tree(folder / "sae", tmp / t["run_id"] / "sae")
+            write_json(tmp / t["run_id"] / "metrics.json", record)
+            records.append(record)
+            flat = {k: v for g in record["eval_result_metrics"].values() for k, v in g.items()}
+            say("%s %s: L0=%.2f dead=%.1f%% EV=%.3f", label, t["run_id"], flat.get("L0", float("nan")),
+                flat.get("dead_pct", float("nan")), flat.get("EV", float("nan")))
+    print(f"{label}: {len(fresh)} SAE(s) evaluated, {len(items) - len(fresh)} reused from the store", file=sys.stderr)
+    return records
+
+
+def training_res(trained: dict[str, Any]) -> SimpleNamespace:
+    """The recorded training result, as the record helpers read it."""
+    return SimpleNamespace(**trained["res"])

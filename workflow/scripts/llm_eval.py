@@ -1,0 +1,20 @@
+from pathlib import Path
+
+from aenbench.jobs import setup_job
+
+setup_job(snakemake, torch=True)  # noqa: F821
+
+from aenbench.llm.models import offline_env  # noqa: E402
+from aenbench.llm.track import evaluate_family  # noqa: E402
+
+smk = snakemake  # noqa: F821
+if smk.input.model:  # the offline default model: load it without the hub
+    offline_env()
+evaluate_family(
+    acts_dir=Path(smk.input.manifest).parent,
+    trained_dir=smk.input.trained,
+    out_dir=smk.output.runs,
+    evaluation=smk.params.evaluation,
+    resources_dir=smk.params.resources_dir,
+    device=smk.params.device,
+)
