@@ -15,6 +15,13 @@ Rows (issue 5):
 5. Per-job overhead: a sweep of SAEs trained one per process against all in one process.
 Change 2 (bench/RESULTS.md): TopK without AuxK, the step with the zero-weighted AuxK pass skipped
 over sae-lens's own step (``--rows topk_noaux``).
+Import-light reporting (``--rows import_time cli_latency job_overhead``; ``--src DIR`` times the
+aenbench under DIR instead, e.g. a ``git worktree`` of an older commit), each a fresh process:
+7. import_time: ``import aenbench`` / ``aenbench.cli`` / ``aenbench.leaderboard`` over
+   ``import aenbench.training`` (which loads sae-lens and torch).
+8. cli_latency: ``aenbench --help`` and ``aenbench leaderboard`` on a small CSV. Target < 1 s.
+9. job_overhead: what a figure or table job runs before its own work (Snakemake's script
+   preamble imports, ``setup_job``, the figure module). Target < 2 s.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -191,6 +199,84 @@ def bench_per_job(n_saes: int, steps: int) -> list[dict]:
     return [row]
 
 
+LIGHT_IMPORTS = ("aenbench", "aenbench.cli", "aenbench.leaderboard")
+HEAVY_IMPORT = "aenbench.training"
+JOB_SCRIPT = textwrap.dedent("""
+    import types
+    import snakemake.logging, snakemake.script  # what the preamble of a Snakemake script job imports
+    from aenbench.jobs import setup_job
+    setup_job(types.SimpleNamespace(threads=1, log=[]))
+    import aenbench.synthetic.figures  # noqa: F401
+""")
+
+
+def subprocess_seconds(cmd: list[str], repeats: int, env: dict) -> list[float]:
+    """Wall time of ``cmd`` in a fresh process, ``repeats`` times."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def small_leaderboard(folder: Path) -> Path:
+    """A 24-row leaderboard CSV and its metrics.yaml, as the leaderboard rule writes them."""
+    import pandas as pd
+
+    from aenbench import leaderboard as L
+
+    rows = [{"source": "ours", "kind": "family", "track": "synthetic", "dataset": f"rho{rho}", "family": fam,
+             "architecture": "x", "params": f"p={p}", "seed": 0, "L0": 2.0 * (p + 1), "dead_pct": 10.0 * p,
+             "EV": 0.1 * p, "MSE": 0.5, "MCC": 0.5, "support_f1": 0.5, "train_seconds": 1.0}
+            for rho in (0.0, 0.5) for fam in ("AEN", "L1", "TopK") for p in range(4)]
+    path = folder / "leaderboard.csv"
+    L.write(L.combine([pd.DataFrame(rows)]), path)
+    L.write_metrics_yaml(folder / "metrics.yaml")
+    return path
+
+
+def bench_reporting(repeats: int, src: Path | None, rows: Sequence[str]) -> list[dict]:
+    """import_time, cli_latency and job_overhead rows (median of ``repeats`` fresh processes)."""
+    import tempfile
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    where = subprocess.run([sys.executable, "-c", "import aenbench; print(aenbench.__file__)"], check=True, env=env,
+                           capture_output=True, text=True).stdout.strip()
+    tree = str(Path(where).parents[1])
+    med = statistics.median
+    startup = med(subprocess_seconds([sys.executable, "-c", "pass"], repeats, env))
+    out = []
+    if "import_time" in rows:
+        heavy = med(subprocess_seconds([sys.executable, "-c", f"import {HEAVY_IMPORT}"], repeats, env))
+        for module in LIGHT_IMPORTS:
+            t = med(subprocess_seconds([sys.executable, "-c", f"import {module}"], repeats, env))
+            out.append({"row": f"import_time/{module}", "shape": f"fresh process, median of {repeats}", "device": "cpu",
+                        "import_s": t, f"import_{HEAVY_IMPORT}_s": heavy, "python_startup_s": startup, "src": tree,
+                        "ratio": t / heavy, "target": f"< 1 s, and << import {HEAVY_IMPORT}"})
+    exe = Path(sys.executable).parent / "aenbench"
+    cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "aenbench.cli"]
+    if "cli_latency" in rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            board = small_leaderboard(Path(tmp))
+            for name, args in [("help", ["--help"]),
+                               ("leaderboard", ["leaderboard", "--file", str(board), "--sort", "dead_pct"])]:
+                t = med(subprocess_seconds([*cli, *args], repeats, env))
+                out.append({"row": f"cli_latency/{name}", "shape": f"aenbench {args[0]}, median of {repeats}",
+                            "device": "cpu", "wall_s": t, "python_startup_s": startup, "src": tree,
+                            "ratio": t / 1.0, "target": "< 1 (1 s budget)"})
+    if "job_overhead" in rows:
+        t = med(subprocess_seconds([sys.executable, "-c", JOB_SCRIPT], repeats, env))
+        out.append({"row": "job_overhead/figure", "shape": f"preamble + setup_job + figure module, median of {repeats}",
+                    "device": "cpu", "wall_s": t, "python_startup_s": startup, "src": tree,
+                    "ratio": t / 2.0, "target": "< 1 (2 s budget)"})
+    for r in out:
+        print(r, flush=True)
+    return out
+
+
 def bench_pipeline(run_dir: Path) -> list[dict]:
     """Per-rule wall time, CPU time and peak RSS from a finished run's benchmarks/ folder."""
     import pandas as pd
@@ -238,15 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny shapes (seconds); what the tests run")
     ap.add_argument("--pipeline", type=Path, help="a folder where `snakemake figures/all` finished")
     ap.add_argument("--skip-per-job", action="store_true")
-    ap.add_argument("--rows", nargs="+", choices=["overhead", "topk_noaux", "per_job"],
-                    default=["overhead", "topk_noaux", "per_job"], help="which measured rows to run (default: all)")
+    reporting = ["import_time", "cli_latency", "job_overhead"]
+    ap.add_argument("--rows", nargs="+", choices=["overhead", "topk_noaux", "per_job", *reporting],
+                    default=["overhead", "topk_noaux", "per_job", *reporting],
+                    help="which measured rows to run (default: all)")
+    ap.add_argument("--src", type=Path, help="time the import/CLI/job rows against the aenbench under this src/ folder")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.tiny:
         shapes = [("tiny", 16, 64, 32, 20)]
-        repeats, per_job = 1, (2, 20)
+        repeats, per_job, fresh = 1, (2, 20), 1
     else:
         shapes = [
             ("synthetic_paper", 256, 1024, 256, 150),
@@ -254,13 +343,15 @@ def main(argv: list[str] | None = None) -> int:
             ("smollm2_8x", 576, 4608, 1024, 10),
             ("pythia70m_paper", 512, 4096, 8192, 3),
         ]
-        repeats, per_job = 3, (6, 500)
+        repeats, per_job, fresh = 3, (6, 500), 7
     info = machine()
     rows = bench_overhead(shapes, repeats, device) if "overhead" in args.rows else []
     if "topk_noaux" in args.rows:
         rows += bench_topk_noaux(shapes[:3], repeats, device)
     if "per_job" in args.rows and not args.skip_per_job:
         rows += bench_per_job(*per_job)
+    if set(reporting) & set(args.rows):
+        rows += bench_reporting(fresh, args.src, args.rows)
     if args.pipeline:
         rows += bench_pipeline(args.pipeline)
     write_results(rows, info, args.out, args.tiny)

@@ -14,6 +14,8 @@ def test_bench_runs_on_a_tiny_shape(repo_root, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "results_tiny.csv")))
     names = {r["row"] for r in rows}
     assert {"aen_overhead/tiny", "roofline/tiny", "topk_noaux_skip/tiny/dead77", "per_job_overhead"} <= names
+    assert {"import_time/aenbench", "import_time/aenbench.cli", "import_time/aenbench.leaderboard",
+            "cli_latency/help", "cli_latency/leaderboard", "job_overhead/figure"} <= names
     for r in rows:
         assert math.isfinite(float(r["ratio"])) and float(r["ratio"]) > 0
     assert (tmp_path / "measured_tiny.md").read_text().count("|") > 10

@@ -12,7 +12,6 @@ import pytest
 
 from aenbench import cli
 from aenbench import leaderboard as L
-from aenbench.metrics import METRICS
 
 
 def rows(family, params, dataset, seeds_values, source="ours", kind="family"):
@@ -33,7 +32,7 @@ def board(tmp_path):
     path = tmp_path / "results" / "leaderboard.csv"
     path.parent.mkdir()
     L.write(L.combine([pd.DataFrame(r)]), path)
-    L.write_metrics_yaml(METRICS, path.parent / "metrics.yaml")
+    L.write_metrics_yaml(path.parent / "metrics.yaml")
     return path
 
 

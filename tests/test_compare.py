@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from aenbench.metrics import METRICS
+from aenbench.metric_registry import METRICS
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +121,7 @@ def test_saved_variant_loads_with_its_plugin(example):
     import sae_lens
     import torch
 
-    from aenbench.compare import load_plugin
+    from aenbench.compare.plugins import load_plugin
 
     workdir, cfg = example
     plugin = load_plugin(REPO / "examples" / "l1_resample.py", "l1_resample")

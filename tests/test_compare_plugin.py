@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aenbench.compare import PluginError, load_plugin, resolve_plugin
+from aenbench.compare.plugins import PluginError, load_plugin, resolve_plugin
 from aenbench.training import build_training_sae
 
 

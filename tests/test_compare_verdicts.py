@@ -5,7 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from aenbench import compare as C
+from aenbench.compare import matching as C
+from aenbench.compare.report import render_report
+from aenbench.tables import pareto_front
 
 DIRECTIONS = {"L0": None, "dead_pct": False, "EV": True, "MSE": False, "MCC": True, "shrinkage": None}
 
@@ -109,7 +111,7 @@ def test_counts_and_markdown(board):
     assert counts.loc[("A", "MSE"), C.WORSE] == 1
     assert counts.loc[("A", "MCC"), C.WITHIN] == 1
     assert counts.loc[("B", "EV"), C.NOT_MATCHED] == 1
-    md = C.render_report(
+    md = render_report(
         "V", table, DIRECTIONS, {"EV": "explained variance"}, metrics=metrics,
         variant={"architecture": "x", "grid": {"a": [1]}}, against=["A", "B"], datasets=["rho0.5"],
         budget={"track": "synthetic", "steps": 10, "batch_size": 100, "samples_seen": 1000, "seeds": "0, 1, 2",
@@ -125,10 +127,10 @@ def test_counts_and_markdown(board):
 
 def test_pareto_front():
     pts = pd.DataFrame({"L0": [1, 2, 3, 4, 4], "EV": [0.5, 0.4, 0.7, 0.6, 0.8]})
-    assert list(C.pareto_front(pts, "EV", True)["L0"]) == [1, 3, 4]
-    assert list(C.pareto_front(pts, "EV", True)["EV"]) == [0.5, 0.7, 0.8]
+    assert list(pareto_front(pts, "EV", True)["L0"]) == [1, 3, 4]
+    assert list(pareto_front(pts, "EV", True)["EV"]) == [0.5, 0.7, 0.8]
     dead = pd.DataFrame({"L0": [1, 2, 3], "dead_pct": [50, 60, 10]})
-    assert list(C.pareto_front(dead, "dead_pct", False)["L0"]) == [1, 3]
+    assert list(pareto_front(dead, "dead_pct", False)["L0"]) == [1, 3]
 
 
 def test_budget_problems_flag_unequal_training(board):

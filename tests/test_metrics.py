@@ -5,6 +5,7 @@ import torch
 from sae_lens.synthetic import mean_correlation_coefficient
 
 from aenbench import metrics as M
+from aenbench.metric_registry import METRICS
 
 
 def test_mcc_is_one_for_permuted_rescaled_sign_flipped_copy():
@@ -74,6 +75,6 @@ def test_sparsity_metrics():
 
 
 def test_every_metric_has_a_group_and_direction_entry():
-    for name, info in M.METRICS.items():
+    for name, info in METRICS.items():
         assert info.group and info.meaning, name
         assert info.higher_is_better in (True, False, None)

@@ -5,9 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from aenbench.compare import pareto_front
 from aenbench.synthetic.ablations import arm_family, summary
 from aenbench.synthetic.figures import closest_to_k, l0_window, replication_table
+from aenbench.tables import pareto_front
 
 
 def rows(records):

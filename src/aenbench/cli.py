@@ -4,7 +4,8 @@
     aenbench compare L1-resample                 # a variant (or a family) vs the families, matched L0
     aenbench metrics                             # every metric, its meaning and direction
 
-Reads the CSV (and ``metrics.yaml`` next to it for the metric directions) with pandas only.
+Reads the CSV (and ``metrics.yaml`` next to it for the metric directions) with pandas only;
+pandas is imported by the commands, so ``aenbench --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
+from aenbench import metric_registry as R
 
-from aenbench import compare as C
-from aenbench import leaderboard as L
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_FILE = "results/leaderboard.csv"
 DEFAULT_COLUMNS = [
     "source", "kind", "track", "dataset", "family", "params", "seed",
-    "L0", "dead_pct", "EV", "MSE", "MCC", "support_f1", "train_seconds", "job_wall_s", "job_max_rss_mb",
+    *R.column_list("cli"), "train_seconds", "job_wall_s", "job_max_rss_mb",
 ]
 
 
@@ -39,6 +40,8 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, bool | None]]:
+    from aenbench import leaderboard as L
+
     path = Path(path)
     if not path.exists():
         raise CLIError(f"{path} not found; build it with `snakemake results/leaderboard.csv --cores all`")
@@ -69,7 +72,9 @@ def _render(df: pd.DataFrame, fmt: str) -> str:
         return df.to_csv(index=False).rstrip("\n")
     cells = df.map(_fmt)
     if fmt == "markdown":
-        return C.markdown_table(list(df.columns), cells.values.tolist())
+        from aenbench.tables import markdown_table
+
+        return markdown_table(list(df.columns), cells.values.tolist())
     return cells.to_string(index=False)
 
 
@@ -100,12 +105,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> str:
+    from aenbench.compare import matching as C
+    from aenbench.compare import report
+
     lb, directions = load(args.file)
     lb = _filter(lb, "track", _split(args.track))
     tracks = sorted(lb.loc[(lb["family"] == args.name) & (lb["source"] == "ours"), "track"].unique())
     if len(tracks) > 1:
         raise CLIError(f"{args.name!r} has rows on several tracks ({', '.join(tracks)}); pick one with --track")
-    metrics = _split(args.metrics) or [m for m in C.DEFAULT_REPORT_METRICS if m in lb.columns]
+    metrics = _split(args.metrics) or [m for m in R.column_list("compare_report") if m in lb.columns]
     unknown = [m for m in metrics if m not in lb.columns]
     if unknown:
         raise CLIError(f"no such metric(s): {', '.join(unknown)}; metrics: {', '.join(directions)}")
@@ -124,14 +132,15 @@ def cmd_compare(args: argparse.Namespace) -> str:
     if args.format == "csv":
         return table.to_csv(index=False).rstrip("\n")
     if args.format == "markdown":
-        lines += [C.summary_markdown(table, metrics, directions), "", C.detail_markdown(table, metrics, directions)]
+        lines += [report.summary_markdown(table, metrics, directions), "",
+                  report.detail_markdown(table, metrics, directions)]
         return "\n".join(lines).rstrip()
     counts = C.verdict_counts(table, metrics)
     counts["cell"] = [f"{r[C.BETTER]}/{r[C.WORSE]}/{r[C.WITHIN]}/{r[C.NOT_MATCHED]}" for r in counts.to_dict("records")]
     summary = counts.pivot(index="family", columns="metric", values="cell")
     summary = summary.loc[list(dict.fromkeys(counts["family"])), metrics]
-    summary.columns = [f"{m}{C._arrow(directions, m)}" for m in metrics]
-    lines += [C.terminal_table(table, metrics, directions), "",
+    summary.columns = [f"{m}{R.arrow(directions.get(m))}" for m in metrics]
+    lines += [report.terminal_table(table, metrics, directions), "",
               f"verdicts of {args.name}, counts better/worse/within seed spread/L0 not matched:",
               summary.to_string(), ""]
     lines += [f"matched L0: the other family's config with the closest seed-mean L0 on the same dataset; "
@@ -141,19 +150,18 @@ def cmd_compare(args: argparse.Namespace) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> str:
+    import pandas as pd
+
     path = Path(args.file).parent / "metrics.yaml"
     if path.exists():
         import yaml
 
         with open(path) as f:
             metrics = yaml.safe_load(f)["metrics"]
-        rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
-                for m, i in metrics.items()]
     else:
-        from aenbench.metrics import METRICS
-
-        rows = [{"metric": m, "direction": L.direction_symbol(i.higher_is_better), "group": i.group,
-                 "meaning": i.meaning} for m, i in METRICS.items()]
+        metrics = R.metrics_dictionary()
+    rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
+            for m, i in metrics.items()]
     return _render(pd.DataFrame(rows), args.format)
 
 
@@ -194,9 +202,9 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--track", nargs="+", help="synthetic or llm (needed when NAME is on both)")
     cp.add_argument("--against", nargs="+", help="families to compare with (default: every other family of the track)")
     cp.add_argument("--dataset", nargs="+", help="datasets to compare on (default: all of NAME's)")
-    cp.add_argument("--metrics", nargs="+", help=f"metrics (default: {' '.join(C.DEFAULT_REPORT_METRICS)})")
-    cp.add_argument("--l0-tolerance", type=float, default=C.L0_TOLERANCE,
-                    help="relative L0 distance beyond which a match gets no verdict (default 0.25)")
+    cp.add_argument("--metrics", nargs="+", help=f"metrics (default: {' '.join(R.column_list('compare_report'))})")
+    cp.add_argument("--l0-tolerance", type=float, default=R.L0_TOLERANCE,
+                    help=f"relative L0 distance beyond which a match gets no verdict (default {R.L0_TOLERANCE})")
     cp.set_defaults(func=cmd_compare)
 
     mp = sub.add_parser("metrics", help="every metric with its meaning and direction (↑/↓)")

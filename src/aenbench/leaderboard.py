@@ -14,7 +14,8 @@ Rows (one per SAE and seed, plus the paper's reference rows):
 * ``source = paper``: the authors' numbers from ``results/reference/paper/*.csv`` (copies of the
   spec's tables), described by ``results/reference/paper/sources.yaml``.
 
-Imports nothing heavy (pandas, yaml), so the CLI can use it.
+Column meanings and metric directions: :mod:`aenbench.metric_registry`. Imports nothing heavy
+(pandas, yaml), so the CLI can use it.
 """
 
 from __future__ import annotations
@@ -22,56 +23,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import yaml
 
+from aenbench import metric_registry as R
 from aenbench.io import write_text, write_with
 
 KEY_COLUMNS = ["track", "dataset", "family", "architecture", "params", "seed"]
 SORT_COLUMNS = ["source", *KEY_COLUMNS]
-REQUIRED_COLUMNS = [
-    *KEY_COLUMNS,
-    "L0", "dead_pct", "EV", "MSE", "shrinkage", "MCC", "support_f1",
-    "train_seconds", "sae_lens_version", "git_commit",
-]
+REQUIRED_COLUMNS = [*KEY_COLUMNS, *R.column_list("leaderboard"), "train_seconds", "sae_lens_version", "git_commit"]
 PROVENANCE_COLUMNS = [
     "source", "kind", "n_seeds", "samples_seen", "steps", "batch_size",
     "job_wall_s", "job_max_rss_mb", "job_cpu_s", "job_n_saes",
 ]
-
-# Meaning of every non-metric column (metric meanings live in aenbench.metrics.METRICS).
-COLUMNS: dict[str, str] = {
-    "track": "synthetic (spiked teacher) or llm",
-    "dataset": "synthetic: rho<ρ> (coherence of the spiked teacher); llm: model:hook",
-    "family": "family or variant name from the config (paper rows: the paper's model name)",
-    "architecture": "sae-lens architecture the SAE was trained as (empty for paper rows)",
-    "params": "short label of the swept hyperparameters",
-    "seed": "training seed (empty for paper rows that are means over seeds)",
-    "source": "ours (trained by this workflow) or paper (the authors' reference numbers)",
-    "kind": "family (a leaderboard family) or variant (an entry of the config's variants:)",
-    "n_seeds": "seeds behind the row (1 for ours: one row per seed)",
-    "samples_seen": "training samples (synthetic) or tokens (llm) seen: steps × batch_size",
-    "steps": "optimiser steps",
-    "batch_size": "samples (tokens) per step",
-    "train_seconds": "wall time of this SAE's training loop (seconds)",
-    "job_wall_s": "wall time of the Snakemake job that trained this SAE (its benchmark file); one job trains job_n_saes SAEs",
-    "job_max_rss_mb": "peak resident memory (MB) of that job (its benchmark file): an upper bound for each SAE in it",
-    "job_cpu_s": "CPU time (seconds) of that job",
-    "job_n_saes": "number of SAEs trained by that job",
-    "job_benchmark": "the Snakemake benchmark file job_* come from",
-    "sae_lens_version": "sae-lens version used for training",
-    "git_commit": "aenbench commit the SAE was trained from (-dirty: with uncommitted changes)",
-    "teacher_n": "synthetic: input dimension n of the spiked teacher",
-    "teacher_m": "synthetic: number of teacher atoms m (= SAE width)",
-    "teacher_k": "synthetic: active atoms per sample k",
-    "hp_*": "one column per hyperparameter of the run (architecture defaults, fixed and swept values)",
-    "*_min, *_max": "paper rows averaged over seeds: min and max over the seeds",
-    "target_L0": "paper LLM rows: the target L0 the row was selected for",
-    "metrics_path": "the per-SAE SAEBench-style JSON the row was read from",
-    "reference_file": "paper rows: the reference table the row was read from",
-}
 
 
 # --------------------------------------------------------------------------- our rows
@@ -257,32 +223,16 @@ def read(path: str | Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- results/metrics.yaml
 
 
-def direction_symbol(higher_is_better: bool | None) -> str:
-    return {True: "↑", False: "↓", None: "—"}[higher_is_better]
-
-
-def metrics_dictionary(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``aenbench.metrics.METRICS`` as plain data: group, meaning, direction (↑/↓/—)."""
-    return {
-        name: {
-            "group": info.group,
-            "meaning": info.meaning,
-            "direction": direction_symbol(info.higher_is_better),
-            "higher_is_better": info.higher_is_better,
-        }
-        for name, info in metrics.items()
-    }
-
-
-def write_metrics_yaml(metrics: Mapping[str, Any], path: str | Path) -> None:
-    """Write the metrics dictionary (and the meaning of the other leaderboard columns)."""
+def write_metrics_yaml(path: str | Path) -> None:
+    """Write the metric registry: every metric's group, meaning and direction, and the meaning of
+    the other leaderboard columns."""
     header = (
-        "# Generated from aenbench.metrics.METRICS and aenbench.leaderboard.COLUMNS by the\n"
-        "# leaderboard rule; edit the code, not this file. direction: ↑ higher is better,\n"
-        "# ↓ lower is better, — no preferred direction.\n"
+        "# Generated from aenbench.metric_registry (METRICS, COLUMNS) by the leaderboard rule;\n"
+        "# edit the code, not this file. direction: ↑ higher is better, ↓ lower is better,\n"
+        "# — no preferred direction.\n"
     )
     body = yaml.safe_dump(
-        {"metrics": metrics_dictionary(metrics), "columns": COLUMNS}, allow_unicode=True, sort_keys=False, width=100
+        {"metrics": R.metrics_dictionary(), "columns": R.COLUMNS}, allow_unicode=True, sort_keys=False, width=100
     )
     write_text(path, header + body)
 
@@ -295,9 +245,7 @@ def read_directions(path: str | Path) -> dict[str, bool | None]:
 
 
 def metric_directions(metrics_yaml: str | Path | None = None) -> dict[str, bool | None]:
-    """Directions from ``metrics_yaml`` when it exists, else from the code (imports torch)."""
+    """Directions from ``metrics_yaml`` when it exists, else from the metric registry."""
     if metrics_yaml is not None and Path(metrics_yaml).exists():
         return read_directions(metrics_yaml)
-    from aenbench.metrics import METRICS
-
-    return {name: info.higher_is_better for name, info in METRICS.items()}
+    return R.directions()

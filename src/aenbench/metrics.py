@@ -1,4 +1,5 @@
-"""Metrics of method.md §5, each with its direction (see :data:`METRICS`).
+"""Metrics of method.md §5, computed (their meanings and directions:
+:data:`aenbench.metric_registry.METRICS`).
 
 Conventions (x_BN inputs, xhat_BN reconstructions, acts_BM latent codes):
 
@@ -17,56 +18,17 @@ Conventions (x_BN inputs, xhat_BN reconstructions, acts_BM latent codes):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from sae_lens.evals import ExplainedVarianceCalculator
 from sae_lens.synthetic import ShrinkageCalculator
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    group: str
-    meaning: str
-    higher_is_better: bool | None  # None: no preferred direction (e.g. L0, shrinkage)
-
-
-METRICS: dict[str, MetricInfo] = {
-    "L0": MetricInfo("sparsity", "mean number of active latents per sample", None),
-    "dead_pct": MetricInfo("sparsity", "% latents that never fired in the last dead_window_tokens training samples", False),
-    "dead_pct_eval": MetricInfo("sparsity", "% latents that never fired on the evaluation samples", False),
-    "EV": MetricInfo("reconstruction", "explained variance 1 − ΣVar(x−x̂)/ΣVar(x)", True),
-    "EV_saelens": MetricInfo("reconstruction", "sae-lens explained variance 1 − E‖x−x̂‖²/Var(x)", True),
-    "MSE": MetricInfo("reconstruction", "mean squared error, averaged over samples and dimensions", False),
-    "shrinkage": MetricInfo("shrinkage", "Σ‖x̂‖₁/Σ‖x‖₁ (authors' definition)", None),
-    "l2_ratio": MetricInfo("shrinkage", "mean ‖x̂‖₂/‖x‖₂ (sae-lens)", None),
-    "relative_reconstruction_bias": MetricInfo("shrinkage", "E‖x̂‖²/E⟨x,x̂⟩ (sae-lens)", None),
-    "MCC": MetricInfo("dictionary", "mean |cos| of Hungarian-matched atoms", True),
-    "MMCS": MetricInfo("dictionary", "mean over true atoms of max |cos| to a learned atom", True),
-    "dict_frob_error": MetricInfo("dictionary", "‖D − P·Ŵ_dec‖_F/√m after alignment (unit rows, signs fixed)", False),
-    "support_precision": MetricInfo("support", "micro support precision after alignment", True),
-    "support_recall": MetricInfo("support", "micro support recall after alignment", True),
-    "support_f1": MetricInfo("support", "micro support F1 after alignment", True),
-    "code_rel_l2_error": MetricInfo("support", "‖ĥ − h*‖/‖h*‖ with ĥ_i = h_π(i)‖W_dec[π(i)]‖", False),
-    "lipschitz_median": MetricInfo("stability", "median of ‖h(x+δ) − h(x)‖/‖δ‖ over samples and draws, ‖δ‖ = 1 % ‖x‖, δ isotropic", None),
-    "lipschitz_p99": MetricInfo("stability", "99th percentile of that ratio", None),
-    "lipschitz_max": MetricInfo("stability", "largest ratio seen", None),
-    "support_flip_rate": MetricInfo("stability", "mean |supp h(x+δ) Δ supp h(x)| / max(1, |supp h(x)|)", None),
-    "support_flip_any": MetricInfo("stability", "share of (sample, δ) pairs whose support changes at all", None),
-    "fista_code_gap_median": MetricInfo("stability", "median ‖h − h*‖/‖h*‖, h* the exact minimiser of the SAE's own objective (FISTA); NaN without a convex objective", None),
-    "fista_code_gap_p90": MetricInfo("stability", "90th percentile of that code gap", None),
-    "fista_objective_gap_median": MetricInfo("stability", "median (F(h) − F(h*))/|F(h*)|", None),
-    "fista_support_f1": MetricInfo("stability", "support F1 of the amortised code against h*", None),
-    "fista_converged": MetricInfo("stability", "1 when FISTA met its tolerance within its iteration budget", None),
-    "pct_w_at_min": MetricInfo("adaptive", "% raw adaptive weights pinned at w_min", None),
-    "pct_w_at_max": MetricInfo("adaptive", "% raw adaptive weights pinned at w_max", None),
-}
+from aenbench.metric_registry import METRICS
 
 
 def by_group(values: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Split flat metrics into SAEBench-style groups using :data:`METRICS`."""
+    """Split flat metrics into SAEBench-style groups (the registry's :data:`METRICS` groups)."""
     groups: dict[str, dict[str, float]] = {}
     for name, value in values.items():
         groups.setdefault(METRICS[name].group, {})[name] = value

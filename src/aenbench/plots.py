@@ -1,4 +1,5 @@
-"""Figures and tables drawn from the leaderboard (pandas + seaborn/matplotlib)."""
+"""Figures and tables drawn from the leaderboard (pandas + matplotlib; seaborn, which pulls in
+scipy.stats, is imported only by the figure that draws with it)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as ticker  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
-from aenbench.io import write_with  # noqa: E402
+from aenbench.io import write_text, write_with  # noqa: E402
+from aenbench.metric_registry import column_list  # noqa: E402
+from aenbench.tables import closest_row, markdown_table, mean_range, seed_summary  # noqa: E402
 
 FAMILY_ORDER = ["AEN", "AL", "EN", "L1", "TopK", "TopK-AuxK", "Gated", "JumpReLU", "BatchTopK"]
 
 
 def family_palette(families: list[str]) -> dict[str, tuple[float, float, float]]:
+    """A colour per family, in :data:`FAMILY_ORDER`: matplotlib's tab10, cycled (the colours of
+    ``seaborn.color_palette("tab10")``)."""
     ordered = [f for f in FAMILY_ORDER if f in families] + sorted(f for f in families if f not in FAMILY_ORDER)
-    return dict(zip(ordered, sns.color_palette("tab10", n_colors=max(len(ordered), 1))))
+    tab10 = matplotlib.colormaps["tab10"].colors
+    return {f: tuple(float(c) for c in tab10[i % len(tab10)][:3]) for i, f in enumerate(ordered)}
 
 
-def _dataset_title(dataset: str) -> str:
+#: y-axis labels of the dead/EV-vs-L0 panels (metric_registry list ``dead_ev``)
+AXIS_LABELS = {"dead_pct": "dead latents (%)", "EV": "explained variance"}
+
+
+def dataset_title(dataset: str) -> str:
     return f"ρ = {dataset[3:]}" if dataset.startswith("rho") else dataset
 
 
 def synthetic_dead_ev_vs_l0(leaderboard: pd.DataFrame, out_path: str | Path) -> None:
     """Two panels per dataset (rows): dead % vs L0 and EV vs L0, one colour per family."""
+    import seaborn as sns
+
     df = leaderboard[leaderboard["track"] == "synthetic"]
     datasets = sorted(df["dataset"].unique())
     if not datasets:
@@ -36,7 +47,8 @@ def synthetic_dead_ev_vs_l0(leaderboard: pd.DataFrame, out_path: str | Path) -> 
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.2 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
         sub = df[df["dataset"] == dataset]
-        for col, (metric, label) in enumerate([("dead_pct", "dead latents (%)"), ("EV", "explained variance")]):
+        for col, metric in enumerate(column_list("dead_ev")):
+            label = AXIS_LABELS[metric]
             ax = axes[row, col]
             sns.scatterplot(data=sub, x="L0", y=metric, hue="family", palette=palette, ax=ax,
                             s=40, legend=(row == 0 and col == 1))
@@ -44,7 +56,7 @@ def synthetic_dead_ev_vs_l0(leaderboard: pd.DataFrame, out_path: str | Path) -> 
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_ylabel(label)
-            ax.set_title(f"{_dataset_title(dataset)}: {label} vs L0", fontsize=10)
+            ax.set_title(f"{dataset_title(dataset)}: {label} vs L0", fontsize=10)
             if metric == "dead_pct":
                 ax.set_ylim(-3, 103)
     if axes[0, 1].get_legend() is not None:
@@ -65,18 +77,8 @@ def teacher_table(diagnostics: list[dict], out_path: str | Path) -> pd.DataFrame
 
 # --------------------------------------------------------------------------- LLM track
 
-LLM_TABLE_METRICS = ["L0", "dead_pct", "EV", "coherence_p50", "shrinkage", "firing_entropy_norm",
-                     "ce_recovered_zero", "ce_recovered_mean", "kl_with_sae"]
-
-
-def seed_summary(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Per (dataset, family, params): mean, min and max over seeds of each metric."""
-    present = [m for m in metrics if m in df.columns]
-    g = df.groupby(["dataset", "family", "params"])[present]
-    out = g.agg(["mean", "min", "max"])
-    out.columns = [f"{m}_{stat}" for m, stat in out.columns]
-    out["n_seeds"] = df.groupby(["dataset", "family", "params"])["seed"].nunique()
-    return out.reset_index()
+LLM_TABLE_METRICS = column_list("llm_target_l0")
+SEED_KEYS = ["dataset", "family", "params"]  # a config of the LLM track
 
 
 def llm_dead_ev_vs_l0(leaderboard: pd.DataFrame, out_path: str | Path) -> None:
@@ -85,13 +87,14 @@ def llm_dead_ev_vs_l0(leaderboard: pd.DataFrame, out_path: str | Path) -> None:
     df = leaderboard[(leaderboard["track"] == "llm") & (leaderboard.get("source", "ours") == "ours")]
     if df.empty:
         raise ValueError("the leaderboard has no LLM rows to plot")
-    summ = seed_summary(df, ["L0", "dead_pct", "EV"])
+    summ = seed_summary(df, ["L0", *column_list("dead_ev")], SEED_KEYS)
     palette = family_palette(sorted(summ["family"].unique()))
     datasets = sorted(summ["dataset"].unique())
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
         sub = summ[summ["dataset"] == dataset]
-        for col, (metric, label) in enumerate([("dead_pct", "dead latents (%)"), ("EV", "explained variance")]):
+        for col, metric in enumerate(column_list("dead_ev")):
+            label = AXIS_LABELS[metric]
             ax = axes[row, col]
             for family, fam in sub.groupby("family"):
                 ax.errorbar(
@@ -118,11 +121,11 @@ def llm_target_l0_table(
     """At each target L0, per family the config whose seed-mean L0 is closest; mean [min, max]
     over seeds. The paper's Pythia-70M rows (``paper``) are listed beside ours."""
     df = leaderboard[(leaderboard["track"] == "llm") & (leaderboard.get("source", "ours") == "ours")]
-    summ = seed_summary(df, LLM_TABLE_METRICS)
+    summ = seed_summary(df, LLM_TABLE_METRICS, SEED_KEYS)
     rows = []
     for target in targets:
         for (dataset, family), fam in summ.groupby(["dataset", "family"]):
-            best = fam.iloc[(fam["L0_mean"] - target).abs().argsort().iloc[0]]
+            best = closest_row(fam, "L0_mean", target)
             row = {"target_L0": target, "source": "ours", "dataset": dataset, "family": family,
                    "config": best["params"], "n_seeds": int(best["n_seeds"])}
             for m in LLM_TABLE_METRICS:
@@ -133,27 +136,18 @@ def llm_target_l0_table(
     ours = pd.DataFrame(rows)
     table = ours
     if paper is not None and not paper.empty:
-        p = paper.rename(columns={"model": "family", "L0_mean": "L0", "dead_pct_mean": "dead_pct", "EV_mean": "EV",
-                                  "shrinkage_mean": "shrinkage"})
+        # the paper's X_mean columns are X, as in its leaderboard rows
+        p = paper.rename(columns={"model": "family", **{c: c[: -len("_mean")] for c in paper.columns
+                                                       if c.endswith("_mean")}})
         p["source"], p["dataset"] = "paper", "pythia-70m-deduped:blocks.3.hook_resid_post"
         table = pd.concat([ours, p], ignore_index=True, sort=False)
     write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
-    lines = ["| target L0 | source | dataset | family | config | " + " | ".join(LLM_TABLE_METRICS) + " |",
-             "|" + "---|" * (5 + len(LLM_TABLE_METRICS))]
+    body = []
     for _, r in table.iterrows():
         spread = r["source"] == "paper" or (r.get("n_seeds", 1) or 1) > 1
-        cells = []
-        for m in LLM_TABLE_METRICS:
-            mean, lo, hi = r.get(m, float("nan")), r.get(f"{m}_min", float("nan")), r.get(f"{m}_max", float("nan"))
-            if pd.isna(mean):
-                cells.append("")
-            elif spread and not pd.isna(lo):
-                cells.append(f"{mean:.3g} [{lo:.3g}, {hi:.3g}]")
-            else:
-                cells.append(f"{mean:.3g}")
-        lines.append(f"| {r['target_L0']} | {r['source']} | {r['dataset']} | {r['family']} | {r['config']} | "
-                     + " | ".join(cells) + " |")
-    from aenbench.io import write_text
-
-    write_text(out_md, "\n".join(lines) + "\n")
+        cells = [mean_range(r.get(m, float("nan")), r.get(f"{m}_min", float("nan")), r.get(f"{m}_max", float("nan")),
+                            spread) for m in LLM_TABLE_METRICS]
+        body.append([r["target_L0"], r["source"], r["dataset"], r["family"], r["config"], *cells])
+    header = ["target L0", "source", "dataset", "family", "config", *LLM_TABLE_METRICS]
+    write_text(out_md, markdown_table(header, body) + "\n")
     return table

@@ -3,17 +3,6 @@
 ABLATIONS = config.get("ablations") or {}
 
 
-def ablation_training(name):
-    """What training an ablation reads: its base family's architecture and fixed values, its own
-    fixed values and arms (not its description or datasets)."""
-    ablation = ABLATIONS[name]
-    base = config["families"][ablation["base"]]
-    return {
-        "ablation": {k: ablation[k] for k in ("base", "fixed", "arms") if k in ablation},
-        "base": {k: base[k] for k in ("architecture", "fixed") if k in base},
-    }
-
-
 rule ablation_train:
     input:
         dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",

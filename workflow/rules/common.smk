@@ -1,6 +1,7 @@
 # Config validation and the helpers every stage uses.
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -8,11 +9,12 @@ from snakemake.utils import Paramspace, validate
 
 
 def _light_module(name):
-    """Load src/aenbench/<name>.py without running aenbench/__init__ (which imports sae-lens,
-    ~6 s), so that planning the DAG (`snakemake -n`) stays fast."""
+    """Load src/aenbench/<name>.py, a module that imports no other aenbench module, straight from
+    the checkout (whichever aenbench is installed), so that planning the DAG stays fast."""
     path = Path(workflow.basedir) / "src" / "aenbench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"_aenbench_light_{name}", path)
     loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded  # dataclasses look their module up there
     spec.loader.exec_module(loaded)
     return loaded
 
@@ -143,6 +145,17 @@ def llm_corpus_inputs(wildcards):
 def ablation_datasets(name):
     """The datasets an ablation runs on (default: every synthetic ρ)."""
     return list((config.get("ablations") or {})[name].get("datasets") or SYN_DATASETS)
+
+
+def ablation_training(name):
+    """What training an ablation reads: its base family's architecture and fixed values, its own
+    fixed values and arms (not its description or datasets)."""
+    ablation = (config.get("ablations") or {})[name]
+    base = config["families"][ablation["base"]]
+    return {
+        "ablation": {k: ablation[k] for k in ("base", "fixed", "arms") if k in ablation},
+        "base": {k: base[k] for k in ("architecture", "fixed") if k in base},
+    }
 
 
 def ablation_run_dirs(name):

@@ -22,7 +22,7 @@ rule variant_train:
     output:
         trained=directory("results/synthetic/{dataset}/variants_trained/{variant}"),
     params:
-        variant=lambda w: variant_definition(w.variant),
+        family=lambda w: variant_definition(w.variant),
         runs=lambda w: variant_runs(w.variant),
         spec=lambda w: teacher_spec(w.dataset),
         train=train_settings(SYN.get("train", {})),
@@ -38,7 +38,7 @@ rule variant_train:
     conda:
         "../../environment.yml"
     script:
-        "../scripts/compare_train.py"
+        "../scripts/synthetic_train.py"
 
 
 rule variant_eval:
@@ -63,7 +63,7 @@ rule variant_eval:
     conda:
         "../../environment.yml"
     script:
-        "../scripts/compare_eval.py"
+        "../scripts/synthetic_eval.py"
 
 
 rule compare_report:

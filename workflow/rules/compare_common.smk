@@ -1,7 +1,7 @@
 # Helpers of compare.smk (the variants of the config's `variants:`); functions only, rules live
 # in compare.smk.
 VARIANTS = config.get("variants") or {}
-DEFAULT_REPORT_METRICS = ["dead_pct", "EV", "MSE", "MCC", "support_f1"]
+DEFAULT_REPORT_METRICS = _light_module("metric_registry").column_list("compare_report")
 
 
 def variant_plugin(name):

@@ -5,15 +5,15 @@ from aenbench.jobs import setup_job
 
 setup_job(snakemake)  # noqa: F821
 
-from aenbench import compare as C  # noqa: E402
 from aenbench import leaderboard as L  # noqa: E402
+from aenbench import metric_registry as R  # noqa: E402
+from aenbench.compare import matching as C  # noqa: E402
+from aenbench.compare import report  # noqa: E402
 from aenbench.io import write_text, write_with  # noqa: E402
-from aenbench.metrics import METRICS  # noqa: E402
 
 smk = snakemake  # noqa: F821
 name, cmp, train = smk.params.name, smk.params.compare, smk.params.train
-directions = {m: info.higher_is_better for m, info in METRICS.items()}
-meanings = {m: info.meaning for m, info in METRICS.items()}
+directions, meanings = R.directions(), R.meanings()
 
 rows = L.combine([L.build(smk.input.variant, kind="variant"), L.build(smk.input.families, kind="family")])
 problems = C.budget_problems(rows)
@@ -24,16 +24,16 @@ if problems:
     raise RuntimeError("the rows to compare were not trained alike:\n  - " + "\n  - ".join(problems))
 unknown = [m for m in cmp["metrics"] if m not in rows.columns]
 if unknown:
-    raise ValueError(f"variants.{name}.compare.metrics: no such metric(s) {unknown}; known: {sorted(METRICS)}")
+    raise ValueError(f"variants.{name}.compare.metrics: no such metric(s) {unknown}; known: {sorted(R.METRICS)}")
 
 metrics = list(dict.fromkeys([*C.default_metrics(rows, directions), *cmp["metrics"]]))
 table = C.matched_l0(rows, name, directions, against=cmp["families"], datasets=cmp["datasets"], metrics=metrics,
                      l0_tolerance=cmp["l0_tolerance"])
 write_with(smk.output.csv, lambda tmp: table.to_csv(tmp, index=False))
-C.pareto_plot(rows, name, cmp["families"], smk.output.png, directions)
+report.pareto_plot(rows, name, cmp["families"], smk.output.png, directions)
 
 here = os.path.dirname(smk.output.md)
-report = C.render_report(
+text = report.render_report(
     name, table, directions, meanings,
     metrics=cmp["metrics"],
     variant=smk.params.variant,
@@ -51,5 +51,5 @@ report = C.render_report(
     csv=os.path.relpath(smk.output.csv, here),
     l0_tolerance=cmp["l0_tolerance"],
 )
-write_text(smk.output.md, report)
-print(report)
+write_text(smk.output.md, text)
+print(text)

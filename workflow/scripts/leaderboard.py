@@ -5,7 +5,6 @@ from aenbench.jobs import setup_job
 setup_job(snakemake)  # noqa: F821
 
 from aenbench import leaderboard  # noqa: E402
-from aenbench.metrics import METRICS  # noqa: E402
 
 smk = snakemake  # noqa: F821
 references = {Path(p).parent for p in smk.input.reference}
@@ -15,7 +14,7 @@ df = leaderboard.combine([
     *(leaderboard.paper_rows(d) for d in sorted(references)),
 ])
 leaderboard.write(df, smk.output.csv)
-leaderboard.write_metrics_yaml(METRICS, smk.output.metrics)
+leaderboard.write_metrics_yaml(smk.output.metrics)
 print(f"leaderboard: {len(df)} rows -> {smk.output.csv}")
 for (source, kind), n in df.groupby(["source", "kind"]).size().items():
     print(f"  {source}/{kind}: {n}")

@@ -10,11 +10,6 @@ from aenbench.llm.track import evaluate_family  # noqa: E402
 smk = snakemake  # noqa: F821
 if smk.input.model:  # the offline default model: load it without the hub
     offline_env()
-evaluate_family(
-    acts_dir=Path(smk.input.manifest).parent,
-    trained_dir=smk.input.trained,
-    out_dir=smk.output.runs,
-    evaluation=smk.params.evaluation,
-    resources_dir=smk.params.resources_dir,
-    device=smk.params.device,
-)
+# the rule's params are named as evaluate_family's arguments (evaluation, resources_dir, device)
+evaluate_family(acts_dir=Path(smk.input.manifest).parent, trained_dir=smk.input.trained, out_dir=smk.output.runs,
+                **dict(smk.params.items()))

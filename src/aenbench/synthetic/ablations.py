@@ -22,16 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from aenbench.io import atomic_dir, write_text, write_with
+from aenbench.metric_registry import column_list
+from aenbench.tables import markdown_table, seed_summary
 
-from aenbench.io import atomic_dir, write_text, write_with  # noqa: E402
-
-SUMMARY_METRICS = ["L0", "dead_pct", "EV", "MCC", "support_f1", "pct_w_at_max", "lipschitz_median", "support_flip_rate"]
+SUMMARY_METRICS = column_list("ablation_summary")
 
 
 def arm_family(ablation: Mapping[str, Any], arm: str, families: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,23 +75,26 @@ def evaluate_ablation(*, dictionary_path: str | Path, trained_dir: str | Path, o
 def summary(rows: pd.DataFrame, arms: Sequence[str]) -> pd.DataFrame:
     """Per (dataset, arm): mean over seeds of :data:`SUMMARY_METRICS` (present ones) and the seed count."""
     df = rows.assign(arm=rows["family"].str.split(":", n=1).str[1])
-    present = [m for m in SUMMARY_METRICS if m in df.columns]
-    table = df.groupby(["dataset", "arm"])[present].mean().reset_index()
-    table["n_seeds"] = df.groupby(["dataset", "arm"])["seed"].nunique().values
+    table = seed_summary(df, SUMMARY_METRICS, ["dataset", "arm"], stats=("mean",))
+    table = table.rename(columns={f"{m}_mean": m for m in SUMMARY_METRICS})
     order = {a: i for i, a in enumerate(arms)}
     return table.sort_values(["dataset", "arm"], key=lambda s: s.map(order) if s.name == "arm" else s).reset_index(drop=True)
 
 
 def write_summary(table: pd.DataFrame, name: str, description: str, out_csv: str | Path, out_md: str | Path,
                   out_png: str | Path) -> None:
-    from aenbench.compare import markdown_table
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
 
     write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
     cols = [c for c in ["dataset", "arm", *SUMMARY_METRICS, "n_seeds"] if c in table.columns]
     body = markdown_table(cols, ([f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
                                  for _, r in table.iterrows()))
     write_text(out_md, f"Ablation `{name}`: {description}\n\n{body}\n")
-    metrics = [m for m in ["dead_pct", "L0", "EV", "pct_w_at_max"] if m in table.columns]
+    metrics = [m for m in column_list("ablation_plot") if m in table.columns]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         sns.barplot(data=table, x="arm", y=metric, hue="dataset", ax=ax)

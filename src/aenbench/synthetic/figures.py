@@ -22,17 +22,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from aenbench.compare import markdown_table, pareto_front  # noqa: E402
 from aenbench.io import write_text, write_with  # noqa: E402
-from aenbench.metrics import METRICS  # noqa: E402
-from aenbench.plots import _dataset_title, family_palette  # noqa: E402
+from aenbench.metric_registry import L0_TOLERANCE, METRICS, arrow, column_list  # noqa: E402
+from aenbench.plots import AXIS_LABELS, dataset_title, family_palette  # noqa: E402
+from aenbench.tables import closest_row, markdown_table, mean_range, pareto_front, seed_summary  # noqa: E402
 
 PAPER_K, PAPER_L0_WINDOW = 16, (7.5, 64.5)
-CLOSEST_COLUMNS = ["L0", "dead_pct", "EV", "shrinkage", "MCC", "support_f1", "support_precision", "support_recall"]
-STABILITY_COLUMNS = ["lipschitz_median", "lipschitz_p99", "support_flip_rate", "fista_code_gap_median",
-                     "fista_objective_gap_median"]
-REPLICATION_METRICS = ["L0", "dead_pct", "EV", "shrinkage"]
-L0_MATCH_TOLERANCE = 0.25  # a closest-to-k run more than 25 % away from k is flagged, as in compare
+CLOSEST_COLUMNS = column_list("closest_to_k")
+STABILITY_COLUMNS = column_list("stability")
+REPLICATION_METRICS = column_list("replication")
 
 
 def l0_window(k: int) -> tuple[float, float]:
@@ -62,7 +60,7 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
     fams = _families(rows, families)
     palette = family_palette(fams)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
-    for col, metric in enumerate(["dead_pct", "EV"]):
+    for col, metric in enumerate(column_list("dead_ev")):
         ax = axes[0, col]
         hib = bool(METRICS[metric].higher_is_better)
         for family in fams:
@@ -79,11 +77,11 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(f"L0 (window {lo:.3g}–{hi:.3g}; dotted: k = {k})")
-        ax.set_ylabel({"dead_pct": "dead latents (%) ↓", "EV": "explained variance ↑"}[metric])
+        ax.set_ylabel(AXIS_LABELS[metric] + arrow(METRICS[metric].higher_is_better))
         if metric == "dead_pct":
             ax.set_ylim(-3, 103)
     dataset = str(rows["dataset"].iloc[0])
-    fig.suptitle(f"{_dataset_title(dataset)}: every run a point, lines = Pareto fronts per family", fontsize=10)
+    fig.suptitle(f"{dataset_title(dataset)}: every run a point, lines = Pareto fronts per family", fontsize=10)
     axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
     fig.tight_layout()
     _save(fig, out_path)
@@ -92,11 +90,11 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
 def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = None,
                  extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Per (dataset, family): the run whose L0 is closest to k (ties: the lower dead %), with the
-    T-syn columns, the stability columns when present and an ``L0_matched`` flag (|L0 − k| ≤ 25 % k)."""
+    T-syn columns, the stability columns when present and an ``L0_matched`` flag (|L0 − k| ≤ 25 % k,
+    :data:`aenbench.metric_registry.L0_TOLERANCE`)."""
     out = []
     for (dataset, family), fam in rows.groupby(["dataset", "family"], sort=False):
-        fam = fam.assign(_dist=(fam["L0"] - k).abs()).sort_values(["_dist", "dead_pct"])
-        best = fam.iloc[0]
+        best = closest_row(fam, "L0", k, tiebreak=["dead_pct"])
         row = {"dataset": dataset, "rho": _rho(dataset), "family": family, "config": best["params"],
                "seed": best["seed"], "n_runs": len(fam)}
         for col in [*CLOSEST_COLUMNS, *STABILITY_COLUMNS, "pct_w_at_max", *extra_columns]:
@@ -104,7 +102,7 @@ def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = 
                 row[col] = best[col]
         if "pct_w_at_max" in row and str(best.get("hp_adaptive")) != "True":
             row["pct_w_at_max"] = float("nan")  # raw weights are tracked but unused without adaptive w̃
-        row["L0_matched"] = bool(abs(best["L0"] - k) <= L0_MATCH_TOLERANCE * k)
+        row["L0_matched"] = bool(abs(best["L0"] - k) <= L0_TOLERANCE * k)
         out.append(row)
     table = pd.DataFrame(out)
     order = {f: i for i, f in enumerate(_families(rows, families))}
@@ -128,8 +126,7 @@ def write_table(table: pd.DataFrame, columns: Sequence[str], out_csv: str | Path
     """CSV with every column; markdown with ``columns`` (direction arrows from METRICS)."""
     write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
     cols = [c for c in columns if c in table.columns]
-    arrows = {True: " ↑", False: " ↓"}
-    header = [c + (arrows.get(METRICS[c].higher_is_better, "") if c in METRICS else "") for c in cols]
+    header = [c + (arrow(METRICS[c].higher_is_better) if c in METRICS else "") for c in cols]
     body = markdown_table(header, ([_fmt(r[c]) for c in cols] for _, r in table.iterrows()))
     write_text(out_md, (f"{title}\n\n" if title else "") + body + "\n")
 
@@ -170,16 +167,17 @@ def replication_table(ours: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFra
     ``reference_config`` column naming the reference's config string) beside the reference:
     one row per (ρ, family) with ours as mean [min, max] over seeds, the reference value, and
     ``beyond_spread`` where the reference lies outside our seed range."""
-    ours = ours.copy()
-    ours["rho"] = ours["dataset"].map(_rho)
+    ours = ours.assign(rho=ours["dataset"].map(_rho))
+    summ = seed_summary(ours, REPLICATION_METRICS, ["rho", "model"], seeds_sep=" ")
+    configs = ours.groupby(["rho", "model"], sort=True)["reference_config"].first()
     rows = []
-    for (rho, model), grp in ours.groupby(["rho", "model"], sort=True):
+    for cfg in summ.to_dict("records"):
+        rho, model = cfg["rho"], cfg["model"]
         ref = reference[(reference["rho"].round(6) == round(rho, 6)) & (reference["model"] == model)]
-        row: dict[str, Any] = {"rho": rho, "family": model, "config": grp["reference_config"].iloc[0],
-                               "n_seeds": grp["seed"].nunique(), "seeds": " ".join(map(str, sorted(grp["seed"])))}
+        row: dict[str, Any] = {"rho": rho, "family": model, "config": configs[(rho, model)],
+                               "n_seeds": cfg["n_seeds"], "seeds": cfg["seeds"]}
         for m in REPLICATION_METRICS:
-            row[f"{m}_ours"] = grp[m].mean()
-            row[f"{m}_min"], row[f"{m}_max"] = grp[m].min(), grp[m].max()
+            row[f"{m}_ours"], row[f"{m}_min"], row[f"{m}_max"] = cfg[f"{m}_mean"], cfg[f"{m}_min"], cfg[f"{m}_max"]
             row[f"{m}_paper"] = float(ref[m].iloc[0]) if len(ref) else float("nan")
             row[f"{m}_beyond_spread"] = bool(len(ref) and not (row[f"{m}_min"] <= row[f"{m}_paper"] <= row[f"{m}_max"]))
         rows.append(row)
@@ -191,12 +189,8 @@ def replication_markdown(table: pd.DataFrame) -> str:
               *[f"{m} ours" for m in REPLICATION_METRICS], *[f"{m} paper" for m in REPLICATION_METRICS]]
     body = []
     for _, r in table.iterrows():
-        ours_cells = []
-        for m in REPLICATION_METRICS:
-            cell = f"{r[f'{m}_ours']:.3g}"
-            if r["n_seeds"] > 1:
-                cell += f" [{r[f'{m}_min']:.3g}, {r[f'{m}_max']:.3g}]"
-            ours_cells.append(cell)
+        ours_cells = [mean_range(r[f"{m}_ours"], r[f"{m}_min"], r[f"{m}_max"], r["n_seeds"] > 1)
+                      for m in REPLICATION_METRICS]
         body.append([f"{r['rho']:g}", r["family"], r["config"], r["seeds"], *ours_cells,
                      *[f"{r[f'{m}_paper']:.3g}" for m in REPLICATION_METRICS]])
     return markdown_table(header, body)
@@ -234,7 +228,7 @@ def adaptive_trace_figure(trace: pd.DataFrame, out_path: str | Path) -> None:
     for i, family in enumerate(families):
         sub = trace[trace["family"] == family]
         for dataset, grp in sub.groupby("dataset"):
-            label = f"{_dataset_title(dataset)} ({grp['config'].iloc[0]}, L0 {grp['final_L0'].iloc[0]:.2g})"
+            label = f"{dataset_title(dataset)} ({grp['config'].iloc[0]}, L0 {grp['final_L0'].iloc[0]:.2g})"
             axes[i, 0].plot(grp["step"], grp["pct_w_at_max"], label=label)
             axes[i, 1].plot(grp["step"], grp["ema_median"], label=label)
         axes[i, 0].set_ylabel(f"{family}: % w at w_max")

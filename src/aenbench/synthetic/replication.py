@@ -15,13 +15,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from aenbench.io import write_with
+from aenbench.metric_registry import column_list
 
 EXPORT_COLUMNS = [
     "dataset", "model", "reference_config", "family", "architecture", "params", "seed",
-    "L0", "dead_pct", "EV", "MSE", "shrinkage", "MCC", "support_f1", "support_precision", "support_recall",
-    "lipschitz_median", "lipschitz_p99", "support_flip_rate", "fista_code_gap_median",
-    "pct_w_at_max", "pct_w_at_min", "dead_window_tokens", "steps", "batch_size", "samples_seen",
-    "train_seconds", "device", "git_commit", "sae_lens_version", "torch_version",
+    *column_list("replication_export"),
+    "steps", "batch_size", "samples_seen", "train_seconds", "device", "git_commit", "sae_lens_version", "torch_version",
 ]
 
 

@@ -94,9 +94,10 @@ from sae_lens.synthetic import (
 )
 
 from aenbench.io import atomic_dir
+from aenbench.metric_registry import SYNTHSAE_METRICS, SYNTHSAE_PREFIX
 
 EVAL_TYPE_ID = "aenbench_synthetic_synthsae"
-METRIC_PREFIX = "synthetic/"
+METRIC_PREFIX = SYNTHSAE_PREFIX
 
 #: CPU default: the SynthSAEBench-16k shape at N = 512, D = 64 (see the module docstring).
 DEFAULT_SPEC: dict[str, Any] = {
@@ -137,23 +138,9 @@ SYNTHSAEBENCH_16K_SPEC: dict[str, Any] = {
 
 #: Metric names returned by :func:`evaluate` (without the prefix): the fields of sae-lens's
 #: ``SyntheticDataEvalResult`` as its ``to_log_dict`` names them, with their meaning and
-#: direction (None: no preferred direction; compare against ``true_l0`` / 1.0).
-METRICS: dict[str, tuple[str, bool | None]] = {
-    "mcc": ("mean |cos| of the Hungarian matching of SAE decoder rows to true features "
-            "(sae_lens.synthetic.mean_correlation_coefficient)", True),
-    "uniqueness": ("distinct true features that are some latent's best match / d_sae "
-                   "(sae_lens.synthetic.feature_uniqueness)", True),
-    "classification/precision": ("mean over latents of TP/(TP+FP), each latent a detector of its "
-                                 "best-matching true feature (ClassificationMetricsCalculator)", True),
-    "classification/recall": ("mean over latents of TP/(TP+FN) (ClassificationMetricsCalculator)", True),
-    "classification/f1_score": ("mean over latents of the per-latent F1 (ClassificationMetricsCalculator)", True),
-    "classification/accuracy": ("mean over latents of (TP+TN)/total (ClassificationMetricsCalculator)", True),
-    "explained_variance": ("1 − E‖x−x̂‖²/Var(x) (sae_lens.evals.ExplainedVarianceCalculator)", True),
-    "dead_latents": ("number of latents that never fired on the eval samples (DeadLatentsCalculator)", False),
-    "sae_l0": ("mean number of non-zero latents per sample (L0Calculator)", None),
-    "true_l0": ("mean number of firing true features per sample (L0Calculator; a teacher property)", None),
-    "shrinkage": ("mean ‖x̂‖₂/‖x‖₂ (ShrinkageCalculator; 1.0 = none)", None),
-}
+#: direction (None: no preferred direction; compare against ``true_l0`` / 1.0). Defined in the
+#: metric registry (``aenbench.metric_registry.SYNTHSAE_METRICS``), with every other metric.
+METRICS: dict[str, tuple[str, bool | None]] = SYNTHSAE_METRICS
 
 
 # --------------------------------------------------------------------------- spec → model

@@ -84,20 +84,3 @@ def train_family(*, model_dir: str | Path, out_dir: str | Path, dataset: str, fa
     train_runs(data=data, out_dir=trained, dataset=dataset, family_name=family_name, family=family, runs=runs,
                train=train, arch_defaults=arch_defaults, device=device)
     return evaluate_runs(data=data, trained_dir=trained, out_dir=out_dir, dataset=dataset, device=device)
-
-
-TABLE_COLUMNS = ["family", "config", "L0", "dead_pct", "EV", "synthetic/mcc", "synthetic/uniqueness",
-                 "synthetic/classification/f1_score", "synthetic/classification/precision",
-                 "synthetic/classification/recall", "synthetic/shrinkage", "lipschitz_median", "support_flip_rate"]
-
-
-def closest_to_true_l0(rows: Any, true_l0: float, families: list[str]) -> Any:
-    """Per family, the run whose L0 is closest to the teacher's true L0 (as T-syn does with k)."""
-    from aenbench.synthetic.figures import closest_to_k
-
-    return closest_to_k(rows, true_l0, families, extra_columns=[c for c in TABLE_COLUMNS if c.startswith("synthetic/")])
-
-
-def load_summary(path: str | Path) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
