@@ -163,19 +163,20 @@ def train_stage(
     before_save: Callable[[Any], None] | None = None,
     store_dir: str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1000,
 ) -> list[dict[str, Any]]:
     """Train the runs missing from the store, then lay every run out in ``out_dir`` (built aside,
     renamed into place). ``build(run)`` is the training SAE, ``stream(run)`` its data; ``info``
     goes into each ``training.json`` (the teacher or activations it was trained on).
 
     Checkpoints go to ``checkpoint_dir`` (default ``training.checkpoint_root(out_dir)``) every
-    ``train.checkpoint_every`` steps, so a killed job resumes the unfinished run; a finished run is
+    ``checkpoint_every`` steps (0: never; a `train` section's ``checkpoint_every``, which is not
+    in ``train`` here since it changes no weight), so a killed job resumes the unfinished run; a finished run is
     in the store at once, so a rerun does not retrain it."""
     from aenbench.training import checkpoint_root, train_sae
 
     store = Path(store_dir) if store_dir is not None else store_root(out_dir)
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
-    every = int(train.get("checkpoint_every", 1000))
     records = []
     n_trained = 0
     with atomic_dir(out_dir) as tmp:
@@ -190,7 +191,7 @@ def train_stage(
                     sae, stream(run), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
                     dead_window_steps=train["dead_window_steps"],
                     auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
-                    checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=every, run_fingerprint=run.fingerprint,
+                    checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=checkpoint_every, run_fingerprint=run.fingerprint,
                 )
                 if before_save is not None:
                     before_save(sae)

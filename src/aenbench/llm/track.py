@@ -66,6 +66,7 @@ def train_family(
         build=lambda r: build_training_sae(family["architecture"], manifest["d"], width, r.params, r.seed, device),
         stream=lambda r: activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"]),
         train=settings, device=device, before_save=before_save, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=int(train.get("checkpoint_every", 1000)),
         info={"track": "llm", "dataset": dataset,
               "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")}},
     )

@@ -190,7 +190,7 @@ def train_runs(
         stream=lambda r: data.make_stream(r.seed, train["batch_size"]), train=settings, device=device,
         info={"track": data.track, "dataset": dataset, "teacher": data.teacher,
               "teacher_sha256": data.teacher_sha256},
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=checkpoint_dir, checkpoint_every=int(train.get("checkpoint_every", 1000)),
     )
 
 
