@@ -164,8 +164,11 @@ def test_kill_9_snakemake_then_resume_loses_nothing(repo_root, tmp_path_factory,
     deadline = time.time() + 400
     try:
         while True:
-            done = list(results.glob("synthetic/*/runs/*"))
-            ckpts = list(results.glob("checkpoints/**/latest/checkpoint.json"))
+            try:
+                done = list(results.glob("synthetic/*/runs/*"))
+                ckpts = list(results.glob("checkpoints/**/latest/checkpoint.json"))
+            except FileNotFoundError:  # a folder renamed into place while glob walked it: look again
+                continue
             if done and ckpts:
                 break
             assert proc.poll() is None, "the run ended before it could be killed"
@@ -179,7 +182,7 @@ def test_kill_9_snakemake_then_resume_loses_nothing(repo_root, tmp_path_factory,
     assert n_checked > 0
     # every family folder present is complete: one metrics.json and a loadable SAE per run
     for fam_dir in results.glob("synthetic/*/runs/*"):
-        for run_dir in fam_dir.iterdir():
+        for run_dir in (p for p in fam_dir.iterdir() if p.is_dir()):  # not Snakemake's .snakemake_timestamp
             assert (run_dir / "metrics.json").exists() and (run_dir / "sae" / "sae_weights.safetensors").exists()
 
     run(repo_root, workdir, "--unlock")
