@@ -30,7 +30,6 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Sequence
 
 from aenbench.io import atomic_dir, write_json
@@ -118,8 +117,7 @@ def progress(iterable: Sequence[Any], desc: str) -> Any:
 
 
 def say(msg: str, *args: Any) -> None:
-    """One line per SAE: in the job's log, and on the terminal of a job whose output is redirected
-    to its log (Snakemake's terminal shows stderr of the driver only; the log keeps everything)."""
+    """One line per SAE, in the job's log (the job's summary line goes to stderr, also the log)."""
     log.info(msg, *args)
 
 
@@ -328,8 +326,3 @@ def evaluate_stage(
                 flat.get("dead_pct", float("nan")), flat.get("EV", float("nan")))
     print(f"{label}: {len(fresh)} SAE(s) evaluated, {len(items) - len(fresh)} reused from the store", file=sys.stderr)
     return records
-
-
-def training_res(trained: dict[str, Any]) -> SimpleNamespace:
-    """The recorded training result, as the record helpers read it."""
-    return SimpleNamespace(**trained["res"])
