@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 from aenbench.io import atomic_dir, write_json
 from aenbench.llm.resources import sha256_file
 from aenbench.provenance import git_commit, versions
-from aenbench.sweeps import run_hyperparameters
+from aenbench.sweeps import run_hyperparameters, train_settings
 from aenbench.training import fingerprint
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ INDEX = "index.json"
 TRAINING = "training.json"
 WEIGHTS = "sae_weights.safetensors"
 TRAINING_STATE = "training_state.safetensors"  # the training SAE's own state dict (strict reload)
-# Settings of a track's `train` section that change no trained weight (so no fingerprint):
-# the seeds list is already in each run, checkpoints only make a kill resumable, the eval_* keys
-# belong to the evaluation stage.
-NOT_TRAINING_KEYS = ("seeds", "checkpoint_every", "eval_samples", "eval_seed")
 # The library code that decides trained weights / evaluation results: a change to it is a
 # change of the fingerprint, so the store never hands out a stale result after a code change.
 TRAINING_CODE = ("training.py", "saes/aen.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
@@ -62,8 +58,9 @@ class StoreError(RuntimeError):
 
 
 def training_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """The part of a `train` section that decides the trained weights."""
-    return {k: v for k, v in train.items() if k not in NOT_TRAINING_KEYS}
+    """The part of a `train` section that decides the trained weights: what a training job reads
+    (``sweeps.train_settings``) but for ``checkpoint_every``, which only makes a kill resumable."""
+    return {k: v for k, v in train_settings(train).items() if k != "checkpoint_every"}
 
 
 def code_hash(files: Iterable[str], extra: Iterable[str | Path] = ()) -> str:

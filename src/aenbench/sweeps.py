@@ -25,6 +25,22 @@ def family_table(family: dict[str, Any], seeds: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*names, "seed"])
 
 
+# The keys of a track's `train` section that only the evaluation stage reads; the training stage
+# reads the rest but for the seeds (each run carries its own). One place for both: the rules
+# (workflow/rules/common.smk) give each stage its part, aenbench.stages fingerprints it.
+EVAL_KEYS = ("eval_samples", "eval_seed")
+
+
+def train_settings(section: dict[str, Any]) -> dict[str, Any]:
+    """What a training job reads of a `train` section: all but the evaluation keys and the seeds."""
+    return {k: v for k, v in section.items() if k not in (*EVAL_KEYS, "seeds")}
+
+
+def eval_settings(section: dict[str, Any]) -> dict[str, Any]:
+    """What an evaluation job reads of a `train` section."""
+    return {k: section[k] for k in EVAL_KEYS if k in section}
+
+
 def run_hyperparameters(
     family: dict[str, Any], row: dict[str, Any], arch_defaults: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:

@@ -19,7 +19,13 @@ def _light_module(name):
     return loaded
 
 
-family_table = _light_module("sweeps").family_table
+_sweeps = _light_module("sweeps")
+family_table = _sweeps.family_table
+# what each stage reads of a track's `train` section (aenbench.sweeps.EVAL_KEYS): training does
+# not read the evaluation keys, evaluation reads only those, so changing one stage's settings
+# reruns that stage alone
+train_settings = _sweeps.train_settings
+eval_settings = _sweeps.eval_settings
 _configcheck = _light_module("configcheck")
 _SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -73,21 +79,6 @@ def family_runs(family):
     """(run folder name, swept values) for every SAE of ``family``."""
     space = family_paramspace(family)
     return list(zip(space.instance_patterns, space.dataframe.to_dict("records")))
-
-
-# --- what each stage reads of a track's `train` section (aenbench.stages.NOT_TRAINING_KEYS):
-# training does not read the evaluation keys, evaluation reads only those, so changing one
-# stage's settings reruns that stage alone
-EVAL_KEYS = ("eval_samples", "eval_seed")
-
-
-def train_settings(section):
-    """A `train` section without the evaluation keys and the seeds (each run carries its seed)."""
-    return {k: v for k, v in section.items() if k not in (*EVAL_KEYS, "seeds")}
-
-
-def eval_settings(section):
-    return {k: section[k] for k in EVAL_KEYS if k in section}
 
 
 def arch_defaults_for(family, defaults=None):

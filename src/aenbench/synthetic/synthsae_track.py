@@ -21,9 +21,10 @@ from aenbench.io import write_json
 from aenbench.provenance import git_commit, versions
 from aenbench.stability import sae_stability
 from aenbench.stages import tree_sha256
+from aenbench.sweeps import eval_settings
 from aenbench.synthetic import synthsae
 from aenbench.synthetic.track import (
-    STABILITY_SAMPLES, TeacherData, eval_settings, evaluate_runs, train_runs, trained_dir_of,
+    STABILITY_SAMPLES, TeacherData, evaluate_runs, train_runs, trained_dir_of,
 )
 
 TRACK = "synthsae"

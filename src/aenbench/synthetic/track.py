@@ -25,6 +25,7 @@ from aenbench.stages import (
     EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
     training_settings,
 )
+from aenbench.sweeps import eval_settings
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
 from aenbench.training import build_training_sae, checkpoint_root, resolve_device
 
@@ -98,11 +99,6 @@ class TeacherData:
     teacher: dict[str, Any]
     eval_config: dict[str, Any]
     teacher_sha256: str
-
-
-def eval_settings(section: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation settings of a track's `train` section (what the evaluation stage reads)."""
-    return {k: section[k] for k in ("eval_samples", "eval_seed") if k in section}
 
 
 def spiked_data(dictionary_path: str | Path, spec: dict[str, Any], evaluation: dict[str, Any]) -> TeacherData:
