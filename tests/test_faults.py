@@ -37,7 +37,7 @@ RUNS = [["l1_coefficient~0.04_seed~0", {"l1_coefficient": 0.04, "seed": 0}],
         ["l1_coefficient~0.02_seed~1", {"l1_coefficient": 0.02, "seed": 1}]]
 
 
-def job_args(root, steps=4000, every=200):
+def job_args(root, steps=4000, every=200, engine="per_sae"):
     return {
         "spec": {"dataset": "rho0.5", "n": 8, "m": 32, "k": 1, "rho": 0.5, "dictionary_seed": 0,
                  "magnitude": [0.5, 1.5], "n_diagnostic_supports": 5},
@@ -46,7 +46,8 @@ def job_args(root, steps=4000, every=200):
         "family": {"architecture": "aen", "fixed": {"adaptive": True, "l2_coefficient": 0.002}},
         "runs": RUNS,
         "train": {"steps": steps, "batch_size": 32, "lr": 0.003, "seeds": [0], "dead_window_steps": 50,
-                  "auxk_dead_window_steps": 50, "eval_samples": 256, "eval_seed": 123, "checkpoint_every": every},
+                  "auxk_dead_window_steps": 50, "eval_samples": 256, "eval_seed": 123, "checkpoint_every": every,
+                  "engine": engine},
         # AEN: its EMA and adaptive weights are updated every step, so a lost EMA shows in the metrics
         "arch_defaults": {"aen": {"warmup_steps": 100, "ramp_steps": 50, "w_min": 0.01, "w_max": 10.0, "beta": 0.9,
                                   "p": 0.05, "gamma": 1.0, "decoder_norm": "project", "loss_convention": "authors"}},
@@ -65,24 +66,40 @@ def comparable(metrics_path):
     return rec["eval_result_metrics"], rec["sae_cfg_dict"], rec["run"]["steps"], rec["run"]["hyperparameters"]
 
 
-def test_kill_9_mid_training_resumes_to_the_same_metrics(tmp_path):
-    """Faults injected: 1 SIGKILL of a real training process, mid-run of its 2nd SAE."""
+def second_checkpoint(ckpt, store, engine, proc, deadline):
+    """The checkpoint.json of the job's 2nd SAE (per_sae) or 2nd stack (stacked: the runs have
+    two seeds, so two stacks of one), once it exists."""
+    first_stacks = None
+    while True:
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        if engine == "per_sae":
+            if (ckpt / RUNS[1][0] / "latest" / "checkpoint.json").exists():
+                return ckpt / RUNS[1][0] / "latest" / "checkpoint.json"
+        elif len(list(store.glob("*/training.json"))) == 1:
+            stacks = {p.parents[1].name for p in ckpt.glob("stack-*/latest/checkpoint.json")}
+            if first_stacks is None:
+                first_stacks = stacks  # the 1st stack's, if its folder is not removed yet
+            elif stacks - first_stacks:
+                return ckpt / (stacks - first_stacks).pop() / "latest" / "checkpoint.json"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("engine", ["per_sae", "stacked"])
+def test_kill_9_mid_training_resumes_to_the_same_metrics(tmp_path, engine):
+    """Faults injected: 1 SIGKILL of a real training process, mid-run of its 2nd SAE (per_sae)
+    or of its 2nd stack (stacked)."""
     ref_root, cut_root = tmp_path / "ref", tmp_path / "cut"
     for r in (ref_root, cut_root):
         r.mkdir()
-    ref = start(ref_root, job_args(ref_root))
+    ref = start(ref_root, job_args(ref_root, engine=engine))
     out, _ = ref.communicate(timeout=300)
     assert ref.returncode == 0, out[-3000:]
 
-    args = job_args(cut_root)
+    args = job_args(cut_root, engine=engine)
     ckpt = cut_root / "results" / "checkpoints" / "synthetic" / "rho0.5" / "runs" / "AEN"
     proc = start(cut_root, args)
-    deadline = time.time() + 300
-    second = ckpt / RUNS[1][0] / "latest" / "checkpoint.json"
-    while not second.exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.02)
+    second = second_checkpoint(ckpt, cut_root / "results" / "store" / "trained", engine, proc, time.time() + 300)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = json.loads(second.read_text())["step"]
@@ -95,9 +112,9 @@ def test_kill_9_mid_training_resumes_to_the_same_metrics(tmp_path):
     again = start(cut_root, args)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out[-3000:]
-    assert f"{RUNS[0][0]}: trained before (store" in out and "1 SAE(s) trained, 1 reused from the store" in out
+    assert f"{RUNS[0][0]}: trained before (store" in out and f"1 SAE(s) trained ({engine}), 1 reused from the store" in out
     assert not ckpt.exists()  # checkpoints are removed once the family is in place
-    ref_dir = Path(job_args(ref_root)["out_dir"])
+    ref_dir = Path(job_args(ref_root, engine=engine)["out_dir"])
     for run_id, _ in RUNS:
         assert comparable(out_dir / run_id / "metrics.json") == comparable(ref_dir / run_id / "metrics.json")
         a = load_file(str(out_dir / run_id / "sae" / "sae_weights.safetensors"))

@@ -268,7 +268,7 @@ def test_a_new_grid_point_trains_and_evaluates_that_point_only(smoke_run, repo_r
     assert proc.returncode == 0, proc.stderr[-3000:]
     for dataset in ("rho0.0", "rho0.9"):
         train_log = (work / "logs" / "synthetic" / dataset / "train_L1.log").read_text()
-        assert "1 SAE(s) trained, 2 reused from the store" in train_log, train_log[-2000:]
+        assert "1 SAE(s) trained (stacked), 2 reused from the store" in train_log, train_log[-2000:]
         eval_log = (work / "logs" / "synthetic" / dataset / "eval_L1.log").read_text()
         assert "1 SAE(s) evaluated, 2 reused from the store" in eval_log, eval_log[-2000:]
     after = pd.read_csv(work / "results" / "leaderboard.csv")

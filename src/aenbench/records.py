@@ -2,7 +2,8 @@
 
 ``eval_type_id``, ``eval_config``, ``eval_id``, flat ``eval_result_metrics`` groups,
 ``eval_result_details``, ``sae_cfg_dict`` — plus a ``run`` block (track, dataset, family, seed,
-hyperparameters, budget, wall time, versions, git commit) that the leaderboard reads.
+hyperparameters, budget, wall time, the engine that trained it, versions, git commit) that the
+leaderboard reads.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def record_from_training(
                       family=trained["family_definition"], row=trained["row"], params=trained["hyperparameters"],
                       seed=trained["seed"], res=res, train=train, device=trained["device"],
                       training_fingerprint=trained["fingerprint"], weights_sha256=trained["weights_sha256"],
-                      trained_git_commit=trained["git_commit"], **extra),
+                      trained_git_commit=trained["git_commit"],
+                      engine=trained.get("engine", {"name": "per_sae"}), **extra),
     )
     if trained.get("adaptive_trace"):
         record["adaptive_trace"] = trained["adaptive_trace"]  # EMA / adaptive-weight state over training

@@ -46,7 +46,7 @@ WEIGHTS = "sae_weights.safetensors"
 TRAINING_STATE = "training_state.safetensors"  # the training SAE's own state dict (strict reload)
 # The library code that decides trained weights / evaluation results: a change to it is a
 # change of the fingerprint, so the store never hands out a stale result after a code change.
-TRAINING_CODE = ("training.py", "saes/aen.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
+TRAINING_CODE = ("training.py", "stacked_training.py", "saes/aen.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
                  "llm/harvest.py")
 EVALUATION_CODE = ("metrics.py", "stability.py", "records.py", "stages.py", "synthetic/track.py",
                    "synthetic/synthsae_track.py", "synthetic/synthsae.py", "llm/evaluate.py", "llm/track.py",
@@ -57,10 +57,15 @@ class StoreError(RuntimeError):
     """A store entry or a trained folder that does not match what recorded it."""
 
 
-def training_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """The part of a `train` section that decides the trained weights: what a training job reads
-    (``sweeps.train_settings``) but for ``checkpoint_every``, which only makes a kill resumable."""
-    return {k: v for k, v in train_settings(train).items() if k != "checkpoint_every"}
+def training_settings(train: dict[str, Any], architecture: str) -> dict[str, Any]:
+    """The part of a `train` section that decides the trained weights of a run of ``architecture``:
+    what a training job reads (``sweeps.train_settings``) but for ``checkpoint_every`` (it only
+    makes a kill resumable) and ``stack_size`` (on CPU a SAE's weights do not depend on which SAEs
+    share its stack, bit for bit: tests/test_stacked_training.py), with ``engine`` the one that
+    trains it (:func:`run_engine`: ``per_sae`` for an architecture the stacked engine does not
+    support, whatever the section asks)."""
+    settings = {k: v for k, v in train_settings(train).items() if k not in ("checkpoint_every", "stack_size")}
+    return {**settings, "engine": run_engine(train, architecture)}
 
 
 def code_hash(files: Iterable[str], extra: Iterable[str | Path] = ()) -> str:
@@ -143,6 +148,38 @@ def plan_runs(family: dict[str, Any], runs: Sequence[tuple[str, dict[str, Any]]]
     return planned
 
 
+STACKABLE = ("aen",)  # architectures the stacked engine trains (aenbench.stacked_training)
+ENGINES = ("stacked", "per_sae")
+DEFAULT_ENGINE = "stacked"
+DEFAULT_STACK_SIZE = 8
+
+
+def run_engine(train: dict[str, Any], architecture: str) -> str:
+    """The engine that trains a run of ``architecture`` under a `train` section's ``engine``:
+    ``stacked`` only for the architectures it supports (``STACKABLE``), else ``per_sae``."""
+    engine = train.get("engine", DEFAULT_ENGINE)
+    if engine not in ENGINES:
+        raise ValueError(f"train.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return "stacked" if engine == "stacked" and architecture in STACKABLE else "per_sae"
+
+
+def _stacks(runs: Sequence[Run], stack_size: int) -> list[list[Run]]:
+    """The runs grouped into stacks: one seed (so one data stream) and one set of the
+    hyperparameters a stack cannot vary (``aen.STACK_HYPERPARAMETERS`` aside), in their order,
+    at most ``stack_size`` each."""
+    from aenbench.saes.aen import STACK_HYPERPARAMETERS
+
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        shared = {k: v for k, v in run.params.items() if k not in STACK_HYPERPARAMETERS}
+        groups.setdefault(json.dumps([run.seed, shared], sort_keys=True, default=str), []).append(run)
+    return [g[i:i + stack_size] for g in groups.values() for i in range(0, len(g), stack_size)]
+
+
+class TrainingDiverged(RuntimeError):
+    """SAEs of a stacked job diverged; the others were trained and are in the store."""
+
+
 def train_stage(
     *,
     runs: Sequence[Run],
@@ -159,49 +196,101 @@ def train_stage(
     store_dir: str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1000,
+    stack_size: int = DEFAULT_STACK_SIZE,
 ) -> list[dict[str, Any]]:
     """Train the runs missing from the store, then lay every run out in ``out_dir`` (built aside,
-    renamed into place). ``build(run)`` is the training SAE, ``stream(run)`` its data; ``info``
-    goes into each ``training.json`` (the teacher or activations it was trained on).
+    renamed into place). ``build(run)`` is the training SAE, ``stream(run)`` its data (a function
+    of the run's seed only); ``info`` goes into each ``training.json`` (the teacher or
+    activations it was trained on).
+
+    Engines (``train["engine"]``, :func:`run_engine`): ``stacked`` trains the runs of an
+    ``aen`` family in stacks of at most ``stack_size`` SAEs of one seed
+    (:func:`aenbench.stacked_training.train_stack`); ``per_sae`` (and every other architecture)
+    trains them one at a time with sae-lens's trainer (:func:`aenbench.training.train_sae`).
+    A SAE of a stack that diverges is frozen and named; the others finish and are stored, then
+    the job fails with ``TrainingDiverged`` naming the diverged runs, so a rerun retrains those
+    only.
 
     Checkpoints go to ``checkpoint_dir`` (default ``training.checkpoint_root(out_dir)``) every
     ``checkpoint_every`` steps (0: never; a `train` section's ``checkpoint_every``, which is not
-    in ``train`` here since it changes no weight), so a killed job resumes the unfinished run; a finished run is
-    in the store at once, so a rerun does not retrain it."""
+    in ``train`` here since it changes no weight), one per SAE or per stack, so a killed job
+    resumes the unfinished run or stack; a finished run is in the store at once, so a rerun does
+    not retrain it."""
     from aenbench.training import checkpoint_root, train_sae
 
     store = Path(store_dir) if store_dir is not None else store_root(out_dir)
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_root(out_dir)
+    entry_of = {run.run_id: store / "trained" / run.fingerprint for run in runs}
+    pending = [run for run in runs if not (entry_of[run.run_id] / TRAINING).exists()]
+    engine = run_engine(train, family["architecture"])
+    groups = _stacks(pending, stack_size) if engine == "stacked" else [[run] for run in pending]
+    diverged: list[str] = []
+    for group in progress(groups, desc=f"{label} ({engine})"):
+        if engine == "per_sae":
+            run = group[0]
+            sae = build(run)
+            res = train_sae(
+                sae, stream(run), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
+                dead_window_steps=train["dead_window_steps"], auxk_dead_window_steps=train["auxk_dead_window_steps"],
+                device=device, checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=checkpoint_every,
+                run_fingerprint=run.fingerprint,
+            )
+            _store_trained(entry_of[run.run_id], run, res, sae, {"name": "per_sae"}, label, family_name, family,
+                           train, device, info, before_save)
+            shutil.rmtree(ckpt_root / run.run_id, ignore_errors=True)
+            continue
+        from aenbench.stacked_training import train_stack
+
+        saes = [build(run) for run in group]
+        stack_fp = fingerprint([run.fingerprint for run in group])
+        stacked = train_stack(
+            saes, stream(group[0]), names=[run.run_id for run in group], steps=train["steps"],
+            batch_size=train["batch_size"], lr=train["lr"], dead_window_steps=train["dead_window_steps"],
+            auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
+            checkpoint_dir=ckpt_root / f"stack-{stack_fp}", checkpoint_every=checkpoint_every,
+            run_fingerprint=stack_fp, label=f"{label} stack of {len(group)}",
+        )
+        engine_info = {"name": "stacked", "stack_size": stacked.stack_size, "stack_seconds": stacked.seconds,
+                       "stack_runs": [run.run_id for run in group]}
+        for run, sae, res in zip(group, saes, stacked.results):
+            if res is not None:
+                _store_trained(entry_of[run.run_id], run, res, sae, engine_info, label, family_name, family, train,
+                               device, info, before_save)
+        diverged += [str(d) for d in stacked.diverged]
+        shutil.rmtree(ckpt_root / f"stack-{stack_fp}", ignore_errors=True)
+    n_trained = len(pending) - len(diverged)
+    if diverged:
+        raise TrainingDiverged(
+            f"{label}: {len(diverged)} SAE(s) diverged (non-finite loss) and were not saved: " + "; ".join(diverged)
+            + f". The other {n_trained} trained SAE(s) are in the store ({store / 'trained'}); a rerun retrains only"
+            " the diverged ones (lower their lr or coefficients, or drop them from the grid).")
     records = []
-    n_trained = 0
+    pending_ids = {run.run_id for run in pending}
     with atomic_dir(out_dir) as tmp:
-        for run in progress(runs, desc=label):
-            entry = store / "trained" / run.fingerprint
-            if (entry / TRAINING).exists():
-                record = verify_trained(entry, run.fingerprint)
+        for run in runs:
+            entry = entry_of[run.run_id]
+            record = verify_trained(entry, run.fingerprint)
+            if run.run_id not in pending_ids:
                 say("%s %s: trained before (store %s); not retrained", label, run.run_id, entry.name)
-            else:
-                sae = build(run)
-                res = train_sae(
-                    sae, stream(run), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
-                    dead_window_steps=train["dead_window_steps"],
-                    auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
-                    checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=checkpoint_every, run_fingerprint=run.fingerprint,
-                )
-                if before_save is not None:
-                    before_save(sae)
-                record = _write_trained(entry, run, res, sae, family_name, family, train, device, info)
-                shutil.rmtree(ckpt_root / run.run_id, ignore_errors=True)
-                n_trained += 1
-                t = record["training_groups"]["sparsity"]
-                say("%s %s: trained in %.1fs, dead=%.1f%% over the last %d steps", label, run.run_id,
-                    res.seconds, t["dead_pct"], res.dead_window_steps)
             _link_tree(entry, tmp / run.run_id)
             records.append(record)
         write_json(tmp / INDEX, {"runs": [r.run_id for r in runs], "fingerprints": [r.fingerprint for r in runs]})
     shutil.rmtree(ckpt_root, ignore_errors=True)
-    print(f"{label}: {n_trained} SAE(s) trained, {len(runs) - n_trained} reused from the store", file=sys.stderr)
+    print(f"{label}: {n_trained} SAE(s) trained ({engine}), {len(runs) - len(pending)} reused from the store",
+          file=sys.stderr)
     return records
+
+
+def _store_trained(entry: Path, run: Run, res: Any, sae: Any, engine: dict[str, Any], label: str, family_name: str,
+                   family: dict[str, Any], train: dict[str, Any], device: str, info: dict[str, Any],
+                   before_save: Callable[[Any], None] | None) -> None:
+    if before_save is not None:
+        before_save(sae)
+    record = _write_trained(entry, run, res, sae, family_name, family, train, device, {**info, "engine": engine})
+    t = record["training_groups"]["sparsity"]
+    say("%s %s: trained in %.1fs (%s), dead=%.1f%% over the last %d steps", label, run.run_id, res.seconds,
+        engine["name"] if engine["name"] == "per_sae" else f"its share of a stack of {engine['stack_size']}",
+        t["dead_pct"], res.dead_window_steps)
 
 
 def _write_trained(entry: Path, run: Run, res: Any, sae: Any, family_name: str, family: dict[str, Any],

@@ -232,6 +232,25 @@ class TrainResult:
     dead_mask_M: torch.Tensor
 
 
+def trainer_config(*, steps: int, batch_size: int, lr: float, device: str, auxk_dead_window_steps: int) -> SAETrainerConfig:
+    """sae-lens's trainer config of a run: ``steps`` steps of ``batch_size`` at constant lr, no
+    wandb, no sae-lens checkpoints; the sparsity window is the whole run. Both engines use it
+    (this module's ``train_sae`` and :mod:`aenbench.stacked_training`)."""
+    return SAETrainerConfig(
+        total_training_samples=steps * batch_size,
+        train_batch_size_samples=batch_size,
+        lr=lr,
+        lr_end=lr,
+        lr_scheduler_name="constant",
+        device=device,
+        dead_feature_window=auxk_dead_window_steps,
+        feature_sampling_window=steps,
+        checkpoint_path=None,
+        save_final_checkpoint=False,
+        logger=LoggingConfig(log_to_wandb=False),
+    )
+
+
 def train_sae(
     sae: TrainingSAE[Any],
     data_provider: Any,
@@ -260,19 +279,8 @@ def train_sae(
     """
     if dead_window_steps > steps:
         raise ValueError(f"dead_window_steps ({dead_window_steps}) must be ≤ steps ({steps})")
-    cfg = SAETrainerConfig(
-        total_training_samples=steps * batch_size,
-        train_batch_size_samples=batch_size,
-        lr=lr,
-        lr_end=lr,
-        lr_scheduler_name="constant",
-        device=device,
-        dead_feature_window=auxk_dead_window_steps,
-        feature_sampling_window=steps,
-        checkpoint_path=None,
-        save_final_checkpoint=False,
-        logger=LoggingConfig(log_to_wandb=False),
-    )
+    cfg = trainer_config(steps=steps, batch_size=batch_size, lr=lr, device=device,
+                         auxk_dead_window_steps=auxk_dead_window_steps)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     trainer = trainer_cls(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
                              checkpoint_dir=ckpt_dir, checkpoint_every=checkpoint_every,

@@ -15,7 +15,7 @@ from aenbench.llm.harvest import activation_stream, load_manifest, load_split, n
 from aenbench.llm.resources import sha256_file
 from aenbench.records import record_from_training
 from aenbench.stages import (
-    EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
+    DEFAULT_STACK_SIZE, EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
     training_settings,
 )
 from aenbench.training import build_training_sae, resolve_device
@@ -49,7 +49,7 @@ def train_family(
     device = resolve_device(device)
     manifest = load_manifest(acts_dir)
     dataset = dataset_name(manifest["model"], manifest["hook"])
-    settings = training_settings(train)
+    settings = training_settings(train, family["architecture"])
     identity = {"track": "llm", "width": width, "train": settings, "device": device,
                 "acts": manifest_identity(acts_dir), "code": code_hash(TRAINING_CODE)}
     planned = plan_runs(family, runs, arch_defaults, identity)
@@ -67,6 +67,7 @@ def train_family(
         stream=lambda r: activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"]),
         train=settings, device=device, before_save=before_save, checkpoint_dir=checkpoint_dir,
         checkpoint_every=int(train.get("checkpoint_every", 1000)),
+        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)),
         info={"track": "llm", "dataset": dataset,
               "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")}},
     )

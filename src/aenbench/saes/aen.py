@@ -90,21 +90,47 @@ EMA_FLOOR = 1e-5
 # --------------------------------------------------------------------------- the math, once
 
 
-def reference_scale(a_M: torch.Tensor, p: float) -> torch.Tensor:
-    """r = mean of the ⌈p·m⌉ largest entries of a (at least one entry)."""
+def reference_scale(a_M: torch.Tensor, p: float | torch.Tensor) -> torch.Tensor:
+    """r = mean of the ⌈p·m⌉ largest entries of a (at least one entry), over the last dimension.
+
+    Stacked (a_KM, p a (K, 1) tensor, one p per SAE of a stack): r_K1, each SAE's own ⌈p_k·m⌉."""
     m = a_M.shape[-1]
-    n_top = max(1, math.ceil(p * m))
-    return a_M.topk(n_top, dim=-1).values.mean(dim=-1)
+    if not torch.is_tensor(p):
+        n_top = max(1, math.ceil(p * m))
+        return a_M.topk(n_top, dim=-1).values.mean(dim=-1)
+    n_top_K1 = torch.ceil(p.double() * m).clamp(min=1).to(torch.int64)
+    top_KT = a_M.topk(int(n_top_K1.max()), dim=-1).values
+    keep_KT = torch.arange(top_KT.shape[-1], device=a_M.device) < n_top_K1
+    return (top_KT * keep_KT).sum(dim=-1, keepdim=True) / n_top_K1
 
 
-def raw_weights(a_M: torch.Tensor, gamma: float, p: float, w_min: float, w_max: float) -> torch.Tensor:
-    """w_j = clip((r / a_j)^γ, w_min, w_max)."""
-    r = reference_scale(a_M, p)
-    return (r / a_M).pow(gamma).clamp(min=w_min, max=w_max)
+def raw_weights(a_M: torch.Tensor, gamma: float | torch.Tensor, p: float | torch.Tensor,
+                w_min: float | torch.Tensor, w_max: float | torch.Tensor) -> torch.Tensor:
+    """w_j = clip((r / a_j)^γ, w_min, w_max). Stacked: a_KM with γ, p, w_min, w_max (K, 1) tensors.
+
+    A stack's γ is applied one distinct value at a time, as a Python float: torch's ``pow`` takes
+    special paths for some exponents (0.5 is a square root), so a tensor exponent would round
+    differently from the per-SAE path."""
+    ratio = reference_scale(a_M, p) / a_M
+    if torch.is_tensor(gamma):
+        powered = torch.empty_like(ratio)
+        for g in gamma.unique().tolist():
+            rows = (gamma == g).squeeze(-1)
+            powered[rows] = ratio[rows].pow(g)
+        ratio = powered
+    else:
+        ratio = ratio.pow(gamma)
+    return ratio.clamp(min=w_min, max=w_max)
 
 
-def warmup_factor(t: int, warmup_steps: int, ramp_steps: int) -> float:
-    """φ(t) = 0 for t < T_w, else min(1, (t − T_w)/R); R = 0 means a step at T_w."""
+def warmup_factor(t: int, warmup_steps: int | torch.Tensor, ramp_steps: int | torch.Tensor) -> float | torch.Tensor:
+    """φ(t) = 0 for t < T_w, else min(1, (t − T_w)/R); R = 0 means a step at T_w.
+    Stacked: T_w and R (K, 1) tensors give φ_K1."""
+    if torch.is_tensor(warmup_steps) or torch.is_tensor(ramp_steps):
+        T_w = torch.as_tensor(warmup_steps, dtype=torch.float64)
+        R = torch.as_tensor(ramp_steps, dtype=torch.float64)
+        ramp = torch.where(R > 0, ((t - T_w) / R.clamp(min=1)).clamp(max=1.0), torch.ones_like(R))
+        return torch.where(t < T_w, torch.zeros_like(ramp), ramp)
     if t < warmup_steps:
         return 0.0
     if ramp_steps <= 0:
@@ -113,21 +139,35 @@ def warmup_factor(t: int, warmup_steps: int, ramp_steps: int) -> float:
 
 
 def effective_weights(
-    a_M: torch.Tensor, t: int, *, gamma: float, p: float, w_min: float, w_max: float,
-    warmup_steps: int, ramp_steps: int,
+    a_M: torch.Tensor, t: int, *, gamma: float | torch.Tensor, p: float | torch.Tensor,
+    w_min: float | torch.Tensor, w_max: float | torch.Tensor,
+    warmup_steps: int | torch.Tensor, ramp_steps: int | torch.Tensor,
+    phi: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """w̃_j = 1 + (w_j − 1)·φ(t)."""
-    phi = warmup_factor(t, warmup_steps, ramp_steps)
+    """w̃_j = 1 + (w_j − 1)·φ(t). Stacked: a_KM with (K, 1) hyperparameters; ``phi`` (K, 1), when
+    given, replaces φ(t) (a stack passes φ = 0 for its non-adaptive members: w̃ ≡ 1 exactly)."""
+    if phi is None:
+        phi = warmup_factor(t, warmup_steps, ramp_steps)
+    if torch.is_tensor(phi):
+        if not bool(phi.any()):
+            return torch.ones_like(a_M)
+        return 1.0 + (raw_weights(a_M, gamma, p, w_min, w_max) - 1.0) * phi.to(a_M.dtype)
     if phi == 0.0:
         return torch.ones_like(a_M)
     return 1.0 + (raw_weights(a_M, gamma, p, w_min, w_max) - 1.0) * phi
 
 
-def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float, nonneg: bool = False) -> torch.Tensor:
-    """a ← max(β a + (1−β) mean_b |h_b|, 1e-5). ``nonneg=True`` promises h ≥ 0 (ReLU codes),
-    so |h| = h and the pass over the B×m codes that takes |h| is skipped."""
-    mean_abs_M = (acts_BM if nonneg else acts_BM.abs()).mean(dim=0)
-    return (beta * a_M + (1.0 - beta) * mean_abs_M).clamp(min=EMA_FLOOR)
+def update_ema(a_M: torch.Tensor, acts_BM: torch.Tensor, beta: float | torch.Tensor,
+               nonneg: bool = False) -> torch.Tensor:
+    """a ← max(β a + (1−β) mean_b |h_b|, 1e-5), the mean over the batch dimension (the one before
+    the last: acts_BM, or acts_KBM of a stack with β a (K, 1) tensor). ``nonneg=True`` promises
+    h ≥ 0 (ReLU codes), so |h| = h and the pass over the B×m codes that takes |h| is skipped."""
+    mean_abs_M = (acts_BM if nonneg else acts_BM.abs()).mean(dim=-2)
+    if torch.is_tensor(beta):  # 1 − β in float64, then rounded, as for a Python float β
+        beta, one_minus_beta = beta.to(a_M.dtype), (1.0 - beta.double()).to(a_M.dtype)
+    else:
+        one_minus_beta = 1.0 - beta
+    return (beta * a_M + one_minus_beta * mean_abs_M).clamp(min=EMA_FLOOR)
 
 
 # --------------------------------------------------------------------------- the objective, once
@@ -170,7 +210,13 @@ def decoder_scale(W_dec_MN: torch.Tensor, decoder_norm: str) -> torch.Tensor | N
 def penalised_codes(acts_BM: torch.Tensor, W_dec_MN: torch.Tensor, decoder_norm: str) -> torch.Tensor:
     """h̃ = h under ``project``; h̃_j = h_j ‖W_dec[j]‖ under ``weight_penalty``."""
     scale_M = decoder_scale(W_dec_MN, decoder_norm)
-    return acts_BM if scale_M is None else acts_BM * scale_M
+    return acts_BM if scale_M is None else acts_BM * _per_row(scale_M)
+
+
+def _per_row(v: torch.Tensor) -> torch.Tensor:
+    """A per-SAE vector v_M (or v_KM of a stack) laid over codes h_BM (h_KBM): v_M as is, v_KM as
+    v_K1M, so that each SAE of a stack gets its own."""
+    return v if v.dim() == 1 else v.unsqueeze(-2)
 
 
 def l1_penalty(acts_BM: torch.Tensor, weights_M: torch.Tensor, nonneg: bool = False) -> torch.Tensor:
@@ -178,8 +224,12 @@ def l1_penalty(acts_BM: torch.Tensor, weights_M: torch.Tensor, nonneg: bool = Fa
 
     ``nonneg=True`` promises h ≥ 0 (ReLU codes): then |h| = h and the term is the mat-vec h w with no
     |·| pass, forward and backward (bench/RESULTS.md: such passes were AEN's whole overhead over
-    sae-lens ``standard`` at the Pythia-70M shape). Same values either way."""
-    return (acts_BM if nonneg else acts_BM.abs()) @ weights_M
+    sae-lens ``standard`` at the Pythia-70M shape). Same values either way. Stacked: h_KBM with
+    w_KM gives the K×B sums, one batched mat-vec."""
+    acts = acts_BM if nonneg else acts_BM.abs()
+    if weights_M.dim() == 1:
+        return acts @ weights_M
+    return (acts @ weights_M.unsqueeze(-1)).squeeze(-1)
 
 
 def l2_penalty(acts_BM: torch.Tensor, weights: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -191,22 +241,64 @@ def l2_penalty(acts_BM: torch.Tensor, weights: float | torch.Tensor | None = Non
 
 
 def aen_penalties(
-    acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float, l2: float, nonneg: bool = False
+    acts_BM: torch.Tensor, w_tilde_M: torch.Tensor, l1: float | torch.Tensor, l2: float | torch.Tensor,
+    nonneg: bool = False,
 ) -> dict[str, torch.Tensor]:
     """(λ₁/B) Σ_b Σ_j w̃_j |h_bj| and (λ₂/B) Σ_b Σ_j h_bj²: the batch means of λ₁ ``l1_penalty``
     and λ₂ ``l2_penalty`` (pass h̃ for h). ``nonneg=True`` promises h ≥ 0 and takes the fast path:
     the ℓ1 sums are summed then divided by B, and Σ_b Σ_j h_bj² is one norm over the B·m codes
-    flattened. Same values either way."""
-    batch = acts_BM.shape[0]
+    flattened. Same values either way. Stacked (h_KBM, w̃_KM, λ₁ and λ₂ (K,) tensors): one value
+    per SAE, shape (K,).
+
+    The fast path sums the codes over the batch before weighting them,
+    Σ_b Σ_j w̃_j h_bj = Σ_j w̃_j (Σ_b h_bj): the ℓ1 term is then one mat-vec of m entries (per SAE)
+    instead of B, and its gradient λ₁ w̃_j / B is a broadcast, not a B×m outer product
+    (bench/RESULTS.md, the stacked trainer)."""
+    batch = acts_BM.shape[-2]
     if nonneg:
         return {
-            "l1_loss": l1 * l1_penalty(acts_BM, w_tilde_M, nonneg=True).sum() / batch,
-            "l2_loss": l2 * l2_penalty(acts_BM.reshape(-1)) / batch,
+            "l1_loss": l1 * l1_penalty(acts_BM.sum(dim=-2, keepdim=True), w_tilde_M, nonneg=True).sum(dim=-1) / batch,
+            "l2_loss": l2 * l2_penalty(acts_BM.flatten(-2)) / batch,
         }
     return {
-        "l1_loss": l1 * l1_penalty(acts_BM, w_tilde_M).mean(),
-        "l2_loss": l2 * l2_penalty(acts_BM).mean(),
+        "l1_loss": l1 * l1_penalty(acts_BM, w_tilde_M).mean(dim=-1),
+        "l2_loss": l2 * l2_penalty(acts_BM).mean(dim=-1),
     }
+
+
+# --------------------------------------------------------------------------- the model, once
+#
+# h = ReLU((x − b_dec) W_enc + b_enc), x̂ = h W_dec + b_dec (module docstring). The same functions
+# serve one SAE (W_enc_NM, b_enc_M, …) and a stack of K (W_enc_KNM, b_enc_KM, …): matmul batches
+# over the leading K, and the biases are laid over the batch dimension.
+
+
+def _over_batch(bias: torch.Tensor) -> torch.Tensor:
+    return bias if bias.dim() == 1 else bias.unsqueeze(-2)
+
+
+def _affine(in_BI: torch.Tensor, W_IO: torch.Tensor, b_O: torch.Tensor) -> torch.Tensor:
+    """in W + b: a matmul, then the bias added (sae-lens's ops). A stack (in_KBI, W_KIO, b_KO)
+    takes the same two ops, batched: on CPU each SAE's slice is then bit for bit what it computes
+    alone. (A fused ``baddbmm`` is not: it adds the bias inside the GEMM's accumulation, which
+    rounds differently, and a 1-ulp difference grows chaotically over training.)"""
+    return in_BI @ W_IO + _over_batch(b_O)
+
+
+def encoder_pre(sae_in_BN: torch.Tensor, W_enc_NM: torch.Tensor, b_enc_M: torch.Tensor) -> torch.Tensor:
+    """(x − b_dec) W_enc + b_enc, from sae_in = x − b_dec (sae-lens's ``process_sae_in``)."""
+    return _affine(sae_in_BN, W_enc_NM, b_enc_M)
+
+
+def decoder_out(acts_BM: torch.Tensor, W_dec_MN: torch.Tensor, b_dec_N: torch.Tensor) -> torch.Tensor:
+    """x̂ = h W_dec + b_dec."""
+    return _affine(acts_BM, W_dec_MN, b_dec_N)
+
+
+@torch.no_grad()
+def project_rows_(W_dec_MN: torch.Tensor) -> None:
+    """Re-project decoder atoms (rows, the last dimension) to unit ℓ2 norm, in place."""
+    W_dec_MN /= W_dec_MN.norm(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
 def penalty_coefficients(
@@ -273,12 +365,12 @@ class AENSAE(SAE[AENSAEConfig]):
     @override
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         sae_in = self.process_sae_in(x)
-        hidden_pre = self.hook_sae_acts_pre(sae_in @ self.W_enc + self.b_enc)
+        hidden_pre = self.hook_sae_acts_pre(encoder_pre(sae_in, self.W_enc, self.b_enc))
         return self.hook_sae_acts_post(self.activation_fn(hidden_pre))
 
     @override
     def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
-        sae_out = self.hook_sae_recons(feature_acts @ self.W_dec + self.b_dec)
+        sae_out = self.hook_sae_recons(decoder_out(feature_acts, self.W_dec, self.b_dec))
         sae_out = self.run_time_activation_norm_fn_out(sae_out)
         return self.reshape_fn_out(sae_out, self.d_head)
 
@@ -369,14 +461,14 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
     @override
     def encode_with_hidden_pre(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sae_in = self.process_sae_in(x)
-        hidden_pre = self.hook_sae_acts_pre(sae_in @ self.W_enc + self.b_enc)
+        hidden_pre = self.hook_sae_acts_pre(encoder_pre(sae_in, self.W_enc, self.b_enc))
         return self.hook_sae_acts_post(self.activation_fn(hidden_pre)), hidden_pre
 
     @torch.no_grad()
     def project_decoder(self) -> None:
         """Re-project decoder atoms (rows of W_dec) to unit ℓ2 norm; no-op for weight_penalty."""
         if self.cfg.decoder_norm == "project":
-            self.W_dec.data /= self.W_dec.data.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            project_rows_(self.W_dec.data)
 
     def post_optimizer_step(self) -> None:
         """Called by aenbench's trainer after every optimiser step (method.md §1)."""
@@ -435,6 +527,132 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
             "w_tilde_mean": self.adaptive_weights.mean().item(),
             "ema_median": self.ema_activity.median().item(),
         }
+
+
+# --------------------------------------------------------------------------- a stack of K
+
+# The hyperparameters that may differ between the SAEs of one stack; every other field of their
+# configs must be equal (:func:`stack_key`).
+STACK_HYPERPARAMETERS = ("l1_coefficient", "l2_coefficient", "adaptive", "gamma", "beta", "p", "w_min", "w_max",
+                         "warmup_steps", "ramp_steps")
+
+
+def stack_key(cfg: AENTrainingSAEConfig) -> str:
+    """What SAEs must share to be trained as one stack: their configs but for the
+    ``STACK_HYPERPARAMETERS`` (shape, dtype, device, decoder_norm, loss_convention, …)."""
+    import json
+
+    fields = {k: v for k, v in cfg.to_dict().items() if k not in STACK_HYPERPARAMETERS and k != "metadata"}
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+class AENStack(nn.Module):
+    """K AEN training SAEs of one shape as one module, for a trainer that steps them together
+    (:mod:`aenbench.stacked_training`): their parameters stacked along a leading K (W_enc_KNM,
+    b_enc_KM, W_dec_KMN, b_dec_KN), their EMA and w̃ per SAE (ema_activity_KM,
+    adaptive_weights_KM), and their hyperparameters of ``STACK_HYPERPARAMETERS`` as per-SAE
+    tensors. The forward pass, the loss and the adaptive state are this module's functions
+    above, which reduce over the last dimension and batch over K: SAE k of the stack computes
+    what ``AENTrainingSAE`` computes for it (up to float reassociation of the batched matmuls;
+    tests/test_stacked_training.py).
+
+    Each SAE's loss is L_k = mse_k + l1_k + l2_k; the trainer backpropagates Σ_k L_k, whose
+    gradient with respect to SAE k's parameters is ∇L_k (the SAEs share no parameter)."""
+
+    def __init__(self, members: list[AENTrainingSAE]):
+        super().__init__()
+        if not members:
+            raise ValueError("a stack needs at least one SAE")
+        keys = {stack_key(m.cfg) for m in members}
+        if len(keys) > 1:
+            raise ValueError("SAEs of one stack must share every config field but "
+                             f"{', '.join(STACK_HYPERPARAMETERS)}; got {len(keys)} different configs")
+        cfg0 = members[0].cfg
+        if cfg0.normalize_activations != "none":
+            raise ValueError(f"a stack trains on raw inputs; normalize_activations={cfg0.normalize_activations!r} "
+                             "is trained per SAE (train.engine: per_sae)")
+        self._members = list(members)  # a plain list: not submodules, their parameters are not ours
+        self.decoder_norm = cfg0.decoder_norm
+        self.loss_convention = cfg0.loss_convention
+        self.apply_b_dec_to_input = bool(cfg0.apply_b_dec_to_input)
+        with torch.no_grad():
+            for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+                setattr(self, name, nn.Parameter(torch.stack([getattr(m, name).detach() for m in members]).clone()))
+            for name in ("ema_activity", "adaptive_weights"):
+                self.register_buffer(name, torch.stack([getattr(m, name) for m in members]).clone())
+        cfgs = [m.cfg for m in members]
+        device = self.W_enc.device
+        dtype = self.W_enc.dtype
+
+        def per_sae(field: str, dt: torch.dtype, column: bool = True) -> torch.Tensor:
+            v = torch.tensor([float(getattr(c, field)) for c in cfgs], dtype=dt, device=device)
+            return v.unsqueeze(-1) if column else v
+
+        # float64 where the per-SAE path computes in Python floats (β, p, T_w, R), else the SAEs' dtype
+        self.adaptive_K1 = torch.tensor([bool(c.adaptive) for c in cfgs], device=device).unsqueeze(-1)
+        self.any_adaptive = bool(self.adaptive_K1.any())
+        self.gamma_K1, self.w_min_K1, self.w_max_K1 = (per_sae(f, dtype) for f in ("gamma", "w_min", "w_max"))
+        self.beta_K1, self.p_K1 = per_sae("beta", torch.float64), per_sae("p", torch.float64)
+        self.warmup_K1, self.ramp_K1 = per_sae("warmup_steps", torch.float64), per_sae("ramp_steps", torch.float64)
+        gammas = {float(c.gamma) for c in cfgs}
+        self.gamma_uniform = gammas.pop() if len(gammas) == 1 else None
+
+    @property
+    def members(self) -> list[AENTrainingSAE]:
+        return self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def training_losses(self, x_BN: torch.Tensor, t: int, l1_K: torch.Tensor, l2_K: torch.Tensor
+                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The loss terms of every SAE at completed-step count t, each of shape (K,), and the
+        codes h_KBM (``AENTrainingSAE.training_forward_pass`` and ``calculate_aux_loss`` for
+        each SAE, batched). Updates the EMA and w̃ first, as they do."""
+        sae_in_KBN = x_BN - _over_batch(self.b_dec) * self.apply_b_dec_to_input
+        acts_KBM = torch.relu(encoder_pre(sae_in_KBN, self.W_enc, self.b_enc))
+        out_KBN = decoder_out(acts_KBM, self.W_dec, self.b_dec)
+        mse_K = squared_error(out_KBN, x_BN.expand_as(out_KBN), self.loss_convention).sum(dim=-1).mean(dim=-1)
+        codes_KBM = penalised_codes(acts_KBM, self.W_dec, self.decoder_norm)
+        w_tilde_KM = self.update_adaptive_state(codes_KBM.detach(), t)
+        return {"mse_loss": mse_K, **aen_penalties(codes_KBM, w_tilde_KM, l1_K, l2_K, nonneg=True)}, acts_KBM
+
+    @torch.no_grad()
+    def update_adaptive_state(self, codes_KBM: torch.Tensor, t: int) -> torch.Tensor:
+        """``AENTrainingSAE.update_adaptive_state`` for every SAE: EMA, then w̃ for the adaptive
+        ones (the others keep w̃ ≡ 1), and the weight summary every ``TRACE_EVERY`` steps."""
+        self.ema_activity.copy_(update_ema(self.ema_activity, codes_KBM, self.beta_K1, nonneg=True))
+        if self.any_adaptive:
+            phi_K1 = torch.where(self.adaptive_K1, warmup_factor(t, self.warmup_K1, self.ramp_K1), 0.0)
+            if bool(phi_K1.any()):
+                gamma = self.gamma_uniform if self.gamma_uniform is not None else self.gamma_K1
+                w_KM = effective_weights(self.ema_activity, t, gamma=gamma, p=self.p_K1, w_min=self.w_min_K1,
+                                         w_max=self.w_max_K1, warmup_steps=self.warmup_K1, ramp_steps=self.ramp_K1,
+                                         phi=phi_K1)
+                self.adaptive_weights.copy_(torch.where(self.adaptive_K1, w_KM, self.adaptive_weights))
+            else:
+                self.adaptive_weights.copy_(torch.where(self.adaptive_K1, 1.0, self.adaptive_weights))
+        if t % TRACE_EVERY == 0:
+            self.write_back(t)
+            for m in self._members:
+                m.adaptive_trace.append({"step": int(t), **m.weight_summary()})
+        return self.adaptive_weights
+
+    @torch.no_grad()
+    def project_decoder(self) -> None:
+        """``AENTrainingSAE.project_decoder`` for every SAE."""
+        if self.decoder_norm == "project":
+            project_rows_(self.W_dec.data)
+
+    @torch.no_grad()
+    def write_back(self, t: int | None = None) -> None:
+        """Copy each SAE's slice of the stack into its own ``AENTrainingSAE`` (``t``: the step its
+        adaptive state belongs to)."""
+        for k, m in enumerate(self._members):
+            for name in ("W_enc", "b_enc", "W_dec", "b_dec", "ema_activity", "adaptive_weights"):
+                getattr(m, name).data.copy_(getattr(self, name)[k])
+            if t is not None:
+                m.weights_step.fill_(t)
 
 
 def register() -> None:

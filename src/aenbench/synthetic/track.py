@@ -22,7 +22,7 @@ from aenbench.records import record_from_training
 from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
 from aenbench.stability import sae_stability
 from aenbench.stages import (
-    EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
+    DEFAULT_STACK_SIZE, EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
     training_settings,
 )
 from aenbench.sweeps import eval_settings
@@ -176,7 +176,7 @@ def train_runs(
     ``out_dir/<run_id>/{sae/, training.json}``, training only the runs not in the store.
     ``code_files`` are extra files whose content decides the weights (a variant's plugin)."""
     device = resolve_device(device)
-    settings = training_settings(train)
+    settings = training_settings(train, family["architecture"])
     identity = {"track": data.track, "teacher": data.teacher, "teacher_sha256": data.teacher_sha256,
                 "train": settings, "device": device, "code": code_hash(TRAINING_CODE, code_files)}
     planned = plan_runs(family, runs, arch_defaults, identity)
@@ -187,6 +187,7 @@ def train_runs(
         info={"track": data.track, "dataset": dataset, "teacher": data.teacher,
               "teacher_sha256": data.teacher_sha256},
         checkpoint_dir=checkpoint_dir, checkpoint_every=int(train.get("checkpoint_every", 1000)),
+        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)),
     )
 
 
