@@ -22,6 +22,8 @@ aenbench under DIR instead, e.g. a ``git worktree`` of an older commit), each a 
 8. cli_latency: ``aenbench --help`` and ``aenbench leaderboard`` on a small CSV. Target < 1 s.
 9. job_overhead: what a figure or table job runs before its own work (Snakemake's script
    preamble imports, ``setup_job``, the figure module). Target < 2 s.
+11. stacked (``--rows stacked``): the stacked engine per SAE-step against the per-SAE path at the
+    default shape, K ∈ {1, 8, 16, 32, 114}, and its share of the matmul peak.
 """
 
 from __future__ import annotations
@@ -175,6 +177,54 @@ SWEEP_SCRIPT = textwrap.dedent("""
 """)
 
 
+STACK_PARAMS = dict(adaptive=True, l1_coefficient=0.004, l2_coefficient=0.0004, warmup_steps=100, ramp_steps=50,
+                    w_min=0.01, w_max=10.0, beta=0.99, p=0.01, gamma=1.0, decoder_norm="project",
+                    loss_convention="authors")
+
+
+def bench_stacked(ks: Sequence[int], n: int, m: int, k_true: int, batch: int, steps: int, repeats: int,
+                  device: str) -> list[dict]:
+    """Row 11 (issue "Train a whole grid at once"): the stacked engine's time per SAE-step over the
+    per-SAE path's (sae-lens's SAETrainer, one SAE), both on the spiked stream at the default
+    shape, alternated in one process; and the stack's GFLOP/s (12·B·n·m per SAE-step) over the
+    matmul peak measured in the same run."""
+    from aenbench.stacked_training import train_stack
+    from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary
+    from aenbench.training import build_training_sae, train_sae
+
+    d_MN = spiked_dictionary(n, m, 0.5, 0)
+
+    def per_sae() -> float:
+        sae = build_training_sae("aen", n, m, STACK_PARAMS, 0, device)
+        res = train_sae(sae, SpikedStream(d_MN, k_true, batch, seed=0), steps=steps, batch_size=batch, lr=1e-3,
+                        dead_window_steps=1, device=device)
+        return res.seconds / steps
+
+    def stacked(k: int) -> float:
+        saes = [build_training_sae("aen", n, m, STACK_PARAMS, 0, device) for _ in range(k)]
+        res = train_stack(saes, SpikedStream(d_MN, k_true, batch, seed=0), names=[str(i) for i in range(k)],
+                          steps=steps, batch_size=batch, lr=1e-3, dead_window_steps=1, device=device)
+        return res.seconds / steps / k
+
+    times: dict[int, list[float]] = {0: [], **{k: [] for k in ks}}
+    for _ in range(repeats):  # alternate, so drift hits every K
+        times[0].append(per_sae())
+        for k in ks:
+            times[k].append(stacked(k))
+    peak = matmul_peak_gflops(n, m, batch, device)
+    base = statistics.median(times[0])
+    flops = 12 * batch * n * m
+    rows = []
+    for k in ks:
+        t = statistics.median(times[k])
+        rows.append({"row": f"stacked/K={k}", "shape": f"{n}->{m} B={batch}", "device": device,
+                     "per_sae_ms": 1e3 * base, "stacked_ms_per_sae": 1e3 * t, "ratio": base / t,
+                     "stack_gflops": flops / t / 1e9, "peak_gflops": peak, "share_of_peak": flops / t / 1e9 / peak,
+                     "target": ">= 4 (K >= 32), >= 50 % of peak"})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def bench_per_job(n_saes: int, steps: int) -> list[dict]:
     """The same sweep as n_saes processes (one SAE each) and as one process (all of them)."""
     script = SWEEP_SCRIPT.replace("STEPS", str(steps))
@@ -325,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipeline", type=Path, help="a folder where `snakemake figures/all` finished")
     ap.add_argument("--skip-per-job", action="store_true")
     reporting = ["import_time", "cli_latency", "job_overhead"]
-    ap.add_argument("--rows", nargs="+", choices=["overhead", "topk_noaux", "per_job", *reporting],
-                    default=["overhead", "topk_noaux", "per_job", *reporting],
+    ap.add_argument("--rows", nargs="+", choices=["overhead", "topk_noaux", "per_job", "stacked", *reporting],
+                    default=["overhead", "topk_noaux", "per_job", "stacked", *reporting],
                     help="which measured rows to run (default: all)")
     ap.add_argument("--src", type=Path, help="time the import/CLI/job rows against the aenbench under this src/ folder")
     ap.add_argument("--out", type=Path, default=HERE / "out")
@@ -348,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench_overhead(shapes, repeats, device) if "overhead" in args.rows else []
     if "topk_noaux" in args.rows:
         rows += bench_topk_noaux(shapes[:3], repeats, device)
+    if "stacked" in args.rows:
+        rows += (bench_stacked([1, 4], 16, 64, 3, 32, 20, 1, device) if args.tiny
+                 else bench_stacked([1, 8, 16, 32, 114], 64, 256, 4, 128, 300, 3, device))
     if "per_job" in args.rows and not args.skip_per_job:
         rows += bench_per_job(*per_job)
     if set(reporting) & set(args.rows):

@@ -13,7 +13,8 @@ def test_bench_runs_on_a_tiny_shape(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "results_tiny.csv")))
     names = {r["row"] for r in rows}
-    assert {"aen_overhead/tiny", "roofline/tiny", "topk_noaux_skip/tiny/dead77", "per_job_overhead"} <= names
+    assert {"aen_overhead/tiny", "roofline/tiny", "topk_noaux_skip/tiny/dead77", "per_job_overhead",
+            "stacked/K=1", "stacked/K=4"} <= names
     assert {"import_time/aenbench", "import_time/aenbench.cli", "import_time/aenbench.leaderboard",
             "cli_latency/help", "cli_latency/leaderboard", "job_overhead/figure"} <= names
     for r in rows:

@@ -106,6 +106,34 @@ def test_a_sae_trains_bit_for_bit_the_same_whatever_its_stack_mates(both):
         assert all(torch.equal(got[k], want[k]) for k in want), i
 
 
+@pytest.mark.parametrize("decoder_norm,loss_convention", [("project", "authors"), ("weight_penalty", "sae_lens")])
+def test_the_per_sae_clip_and_both_conventions_match_the_per_sae_path(monkeypatch, decoder_norm, loss_convention):
+    """Inputs ×20, so sae-lens's gradient-norm clip at 1.0 bites at every step (counted on the
+    per-SAE path), under both decoder normalisations and both MSE conventions."""
+    import torch.nn.utils
+
+    d_MN = spiked_dictionary(N, M, 0.5, 0) * 20
+    clip, norms = torch.nn.utils.clip_grad_norm_, []
+
+    def counting_clip(params, max_norm, *args, **kwargs):
+        total = clip(params, max_norm, *args, **kwargs)
+        norms.append(float(total))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", counting_clip)
+    configs = [{**BASE, "warmup_steps": 20, "ramp_steps": 10, "decoder_norm": decoder_norm,
+                "loss_convention": loss_convention, "adaptive": a, "l1_coefficient": 0.02, "l2_coefficient": l2}
+               for a in (False, True) for l2 in (0.0, 0.004)]
+    ref = [train_sae(build_training_sae("aen", N, M, c, 1), SpikedStream(d_MN, K_TRUE, BATCH, seed=1), steps=60,
+                     batch_size=BATCH, lr=1e-3, dead_window_steps=10) for c in configs]
+    assert len(norms) == 4 * 60 and min(norms) > 1.0
+    out = train_stack([build_training_sae("aen", N, M, c, 1) for c in configs], SpikedStream(d_MN, K_TRUE, BATCH, seed=1),
+                      names=list("abcd"), steps=60, batch_size=BATCH, lr=1e-3, dead_window_steps=10)
+    for a, b in zip(ref, out.results):
+        for key, value in a.sae.state_dict().items():
+            assert rel_diff(b.sae.state_dict()[key], value) <= REL, key
+
+
 def test_a_diverging_sae_is_frozen_and_named_and_the_others_train_on():
     """Faults injected: 1 SAE whose ℓ1 weights overflow float32 once its adaptive weights ramp in
     (γ = 40, w_max = 3e38): its loss turns inf after T_w, not at the start."""

@@ -151,7 +151,7 @@ def plan_runs(family: dict[str, Any], runs: Sequence[tuple[str, dict[str, Any]]]
 STACKABLE = ("aen",)  # architectures the stacked engine trains (aenbench.stacked_training)
 ENGINES = ("stacked", "per_sae")
 DEFAULT_ENGINE = "stacked"
-DEFAULT_STACK_SIZE = 8
+DEFAULT_STACK_SIZE = 32
 
 
 def run_engine(train: dict[str, Any], architecture: str) -> str:
