@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.topk_steps > 0:
         t = time.perf_counter()
         for _, p in topk:
+            p = {**p, "k": min(p["k"], m)}  # a tiny smoke shape has fewer latents than the grid's k
             sae = build_training_sae("topk", n, m, p, seed, args.device)
             train_sae(sae, stream(), steps=args.topk_steps, batch_size=batch, lr=tr["lr"], dead_window_steps=1,
                       device=args.device)
