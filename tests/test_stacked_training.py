@@ -198,3 +198,31 @@ def test_the_stages_write_the_same_metrics_with_either_engine(tmp_path):
                                                                     "weights_sha256", "git_commit", "versions")}
                   for r in (a, b))
         assert ra == rb
+
+
+def test_a_job_with_a_diverged_sae_fails_naming_it_and_keeps_the_others(tmp_path, caplog):
+    """Faults injected: 1 SAE in a family job of 3 whose ℓ1 term overflows float32 at once (λ₁ = 3e38)."""
+    from test_faults import job_args
+
+    from aenbench.stages import TrainingDiverged
+    from aenbench.synthetic.track import make_teacher, train_family
+
+    args = job_args(tmp_path, steps=STEPS, every=0, engine="stacked")
+    make_teacher(args["spec"], args["dictionary"], tmp_path / "diag.json")
+    family = {"architecture": "aen", "fixed": {"adaptive": True, "l2_coefficient": 0.002}}
+    good = [(f"l1~{l1}", {"l1_coefficient": l1, "seed": 0}) for l1 in (0.04, 0.02)]
+    bad = ("l1~3e38_bad", {"l1_coefficient": 3e38, "seed": 0})
+    kw = dict(dictionary_path=args["dictionary"], out_dir=args["out_dir"], dataset="rho0.5", family_name="AEN",
+              family=family, spec=args["spec"], train=args["train"], arch_defaults=args["arch_defaults"], device="cpu")
+    with pytest.raises(TrainingDiverged) as err:
+        train_family(runs=[good[0], bad, good[1]], **kw)
+    msg = str(err.value)
+    assert "1 SAE(s) diverged" in msg and "l1~3e38_bad at step 0" in msg and "l1_loss=inf" in msg
+    assert "The other 2 trained SAE(s) are in the store" in msg
+    assert not Path(args["out_dir"]).exists()  # no family folder, no metrics for a failed job
+    assert len(list((tmp_path / "results" / "store" / "trained").glob("*/training.json"))) == 2
+    caplog.clear()
+    caplog.set_level("INFO", logger="aenbench.stages")
+    records = train_family(runs=good, **kw)  # the rerun without it trains nothing
+    assert [r["sae_lens_id"] for r in records] == ["l1~0.04", "l1~0.02"]
+    assert sum("not retrained" in r.getMessage() for r in caplog.records) == 2

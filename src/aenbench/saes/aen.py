@@ -524,7 +524,7 @@ class AENTrainingSAE(TrainingSAE[AENTrainingSAEConfig]):
         return {
             "pct_w_at_min": 100.0 * (w <= cfg.w_min * (1 + tol)).float().mean().item(),
             "pct_w_at_max": 100.0 * (w >= cfg.w_max * (1 - tol)).float().mean().item(),
-            "w_tilde_mean": self.adaptive_weights.mean().item(),
+            "w_tilde_mean": self.adaptive_weights.double().mean().item(),  # float64: w_max may be near float32's max
             "ema_median": self.ema_activity.median().item(),
         }
 
