@@ -78,3 +78,20 @@ def test_every_metric_has_a_group_and_direction_entry():
     for name, info in METRICS.items():
         assert info.group and info.meaning, name
         assert info.higher_is_better in (True, False, None)
+
+
+def test_ev_saelens_known_answers():
+    """sae-lens's EV is 1 − E‖x − x̂‖² / Var(x) (Var summed over dims). Mean-only reconstruction:
+    0. x̂ = x/2 with x of mean 3 and unit variance per dim: 1 − E‖x/2‖² / Var(x) = 1 − (1 + 9)/4 =
+    −1.5 in expectation; by hand on the sample below. With the arguments swapped (the old bug) the
+    denominator is Var(x̂) = Var(x)/4 and the value would be 1 − 4·2.5 = −9."""
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(20000, 8, generator=g, dtype=torch.float64) + 3.0).float()
+    assert M.reconstruction_metrics(x, x.clone())["EV_saelens"] == pytest.approx(1.0)
+    mean_only = x.mean(0, keepdim=True).expand_as(x)
+    assert M.reconstruction_metrics(x, mean_only)["EV_saelens"] == pytest.approx(0.0, abs=1e-6)
+    xd = x.double()
+    by_hand = 1.0 - (0.5 * xd).pow(2).sum(-1).mean() / (xd - xd.mean(0)).pow(2).sum(-1).mean()
+    got = M.reconstruction_metrics(x, 0.5 * x)["EV_saelens"]
+    assert got == pytest.approx(by_hand.item(), rel=1e-6)
+    assert got == pytest.approx(-1.5, abs=0.1)

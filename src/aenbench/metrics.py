@@ -40,7 +40,7 @@ def reconstruction_metrics(x_BN: torch.Tensor, xhat_BN: torch.Tensor) -> dict[st
     xh = xhat_BN.double()
     ev = 1.0 - (x - xh).var(dim=0, unbiased=False).sum() / x.var(dim=0, unbiased=False).sum()
     ev_calc = ExplainedVarianceCalculator()
-    ev_calc.add_batch(x_BN, xhat_BN)
+    ev_calc.add_batch(xhat_BN, x_BN)  # sae-lens's order: (sae_output, hidden_acts)
     shrink = ShrinkageCalculator()
     shrink.add_batch(xhat_BN, x_BN)
     return {
