@@ -226,3 +226,51 @@ def test_a_job_with_a_diverged_sae_fails_naming_it_and_keeps_the_others(tmp_path
     records = train_family(runs=good, **kw)  # the rerun without it trains nothing
     assert [r["sae_lens_id"] for r in records] == ["l1~0.04", "l1~0.02"]
     assert sum("not retrained" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize("engine", ["per_sae", "stacked"])
+@pytest.mark.parametrize("max_grad_norm", [None, 0.5, 1.0])
+def test_max_grad_norm_is_the_clip_adam_sees(monkeypatch, engine, max_grad_norm):
+    """Inputs ×20 (gradient norms ≫ 1): with ``max_grad_norm: null`` the gradient backward made
+    reaches Adam unchanged; with c it reaches Adam at norm c (per SAE), on both engines."""
+    d_MN = spiked_dictionary(N, M, 0.5, 0) * 20
+    configs = [{**BASE, "adaptive": False, "l1_coefficient": 0.02, "l2_coefficient": l2} for l2 in (0.0, 0.004)]
+    seen = []  # (raw norm from backward, norm at Adam) per SAE and step
+
+    def record(optimizer, *_):
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        at_adam = torch.stack([p.grad.reshape(p.shape[0] if engine == "stacked" else 1, -1).norm(dim=1)
+                               for p in params]).norm(dim=0)
+        raw = torch.stack([raw_grads[id(p)].reshape(at_adam.shape[0], -1).norm(dim=1) for p in params]).norm(dim=0)
+        seen.extend(zip(raw.tolist(), at_adam.tolist()))
+
+    raw_grads = {}
+    real_adam = torch.optim.Adam
+
+    def hooked_adam(params, *args, **kwargs):
+        params = list(params)
+        for p in params:
+            p.register_hook(lambda g, p=p: raw_grads.__setitem__(id(p), g.detach().clone()))
+        opt = real_adam(params, *args, **kwargs)
+        opt.register_step_pre_hook(record)
+        return opt
+
+    if engine == "per_sae":
+        import sae_lens.training.sae_trainer as st
+
+        monkeypatch.setattr(st, "Adam", hooked_adam)
+        for c in configs:
+            train_sae(build_training_sae("aen", N, M, c, 1), SpikedStream(d_MN, K_TRUE, BATCH, seed=1), steps=5,
+                      batch_size=BATCH, lr=1e-3, dead_window_steps=1, max_grad_norm=max_grad_norm)
+    else:
+        monkeypatch.setattr(torch.optim, "Adam", hooked_adam)
+        train_stack([build_training_sae("aen", N, M, c, 1) for c in configs], SpikedStream(d_MN, K_TRUE, BATCH, seed=1),
+                    names=["a", "b"], steps=5, batch_size=BATCH, lr=1e-3, dead_window_steps=1,
+                    max_grad_norm=max_grad_norm)
+    assert len(seen) == 10
+    for raw, at_adam in seen:
+        assert raw > 1.0
+        if max_grad_norm is None:
+            assert at_adam == raw
+        else:
+            assert at_adam == pytest.approx(max_grad_norm, rel=1e-5)

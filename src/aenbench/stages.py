@@ -65,7 +65,7 @@ def training_settings(train: dict[str, Any], architecture: str) -> dict[str, Any
     trains it (:func:`run_engine`: ``per_sae`` for an architecture the stacked engine does not
     support, whatever the section asks)."""
     settings = {k: v for k, v in train_settings(train).items() if k not in ("checkpoint_every", "stack_size")}
-    return {**settings, "engine": run_engine(train, architecture)}
+    return {"max_grad_norm": DEFAULT_MAX_GRAD_NORM, **settings, "engine": run_engine(train, architecture)}
 
 
 def code_hash(files: Iterable[str], extra: Iterable[str | Path] = ()) -> str:
@@ -152,6 +152,7 @@ STACKABLE = ("aen",)  # architectures the stacked engine trains (aenbench.stacke
 ENGINES = ("stacked", "per_sae")
 DEFAULT_ENGINE = "stacked"
 DEFAULT_STACK_SIZE = 32
+DEFAULT_MAX_GRAD_NORM = 1.0  # sae-lens's SAETrainer's fixed clip (None: no clip)
 
 
 def run_engine(train: dict[str, Any], architecture: str) -> str:
@@ -233,7 +234,7 @@ def train_stage(
                 sae, stream(run), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
                 dead_window_steps=train["dead_window_steps"], auxk_dead_window_steps=train["auxk_dead_window_steps"],
                 device=device, checkpoint_dir=ckpt_root / run.run_id, checkpoint_every=checkpoint_every,
-                run_fingerprint=run.fingerprint,
+                run_fingerprint=run.fingerprint, max_grad_norm=train.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM),
             )
             _store_trained(entry_of[run.run_id], run, res, sae, {"name": "per_sae"}, label, family_name, family,
                            train, device, info, before_save)
@@ -249,6 +250,7 @@ def train_stage(
             auxk_dead_window_steps=train["auxk_dead_window_steps"], device=device,
             checkpoint_dir=ckpt_root / f"stack-{stack_fp}", checkpoint_every=checkpoint_every,
             run_fingerprint=stack_fp, label=f"{label} stack of {len(group)}",
+            max_grad_norm=train.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM),
         )
         engine_info = {"name": "stacked", "stack_size": stacked.stack_size, "stack_seconds": stacked.seconds,
                        "stack_runs": [run.run_id for run in group]}

@@ -23,11 +23,15 @@ the number of completed steps, so a stream that depends only on its own seed (th
 built-in and AEN) resumes at exactly the same batch.
 
 sae-lens's trainer always clips the gradient norm at 1.0 and uses Adam with PyTorch's default
-betas; the paper clips only on LLM runs, so synthetic runs here carry that clip too.
+betas. The paper clips only on LLM runs: ``train.max_grad_norm`` (``max_grad_norm`` here; None =
+no clip) sets the clip of both engines, through :func:`gradient_clip` on this path. Its default is
+sae-lens's 1.0 everywhere for now (issue "The main job runs the paper's whole grid" sets it to
+null in the synthetic configs, with the re-run that changes their numbers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,7 +39,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -140,12 +144,40 @@ class _RecordingStream:
         return next(self.inner)
 
 
+SAE_LENS_MAX_GRAD_NORM = 1.0  # the clip sae-lens's SAETrainer._train_step always applies
+
+
+@contextlib.contextmanager
+def gradient_clip(max_grad_norm: float | None) -> Iterator[None]:
+    """Within the block, sae-lens's trainer clips at ``max_grad_norm`` (None: not at all) instead
+    of its fixed 1.0. Its step calls ``torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)``
+    with no setting (sae-lens 6.54); that one call is routed here, with torch's own function doing
+    the clipping. 1.0 leaves sae-lens's call as it is."""
+    if max_grad_norm == SAE_LENS_MAX_GRAD_NORM:
+        yield
+        return
+    real = torch.nn.utils.clip_grad_norm_
+
+    def clip(parameters: Any, _sae_lens_max_norm: float, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if max_grad_norm is None:
+            return torch.zeros(())
+        return real(parameters, max_grad_norm, *args, **kwargs)
+
+    torch.nn.utils.clip_grad_norm_ = clip
+    try:
+        yield
+    finally:
+        torch.nn.utils.clip_grad_norm_ = real
+
+
 class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
-    """sae-lens's ``SAETrainer`` with a finiteness check and periodic checkpoints on ``step()``."""
+    """sae-lens's ``SAETrainer`` with a finiteness check, periodic checkpoints and a settable
+    gradient clip (:func:`gradient_clip`) on ``step()``."""
 
     def __init__(self, *args: Any, checkpoint_dir: Path | None = None, checkpoint_every: int = 0,
-                 run_fingerprint: str = "", **kwargs: Any):
+                 run_fingerprint: str = "", max_grad_norm: float | None = SAE_LENS_MAX_GRAD_NORM, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.max_grad_norm = max_grad_norm
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.run_fingerprint = run_fingerprint
@@ -157,7 +189,8 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         if (self.checkpoint_dir is not None and self.checkpoint_every > 0 and s > 0
                 and s % self.checkpoint_every == 0 and s != self._resumed_at):
             self.save_resume_checkpoint()
-        out = super().step(batch)
+        with gradient_clip(self.max_grad_norm):
+            out = super().step(batch)
         terms = {"loss": out.loss, **out.losses}
         values = {k: float(v.detach().float().sum()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
         if not all(math.isfinite(v) for v in values.values()):
@@ -265,6 +298,7 @@ def train_sae(
     checkpoint_every: int = 0,
     run_fingerprint: str = "",
     trainer_cls: type[CheckedTrainer] = CheckedTrainer,
+    max_grad_norm: float | None = SAE_LENS_MAX_GRAD_NORM,
 ) -> TrainResult:
     """Run sae-lens's ``SAETrainer`` for ``steps`` steps of ``batch_size`` samples at constant lr.
 
@@ -276,6 +310,7 @@ def train_sae(
     checkpoint already there with the same ``run_fingerprint`` is resumed from. ``seconds`` is
     the time of this process's part of the loop. ``trainer_cls`` is a subclass of
     ``CheckedTrainer`` to train with (e.g. one that records state every few steps).
+    ``max_grad_norm`` clips the gradient norm (None: no clip; 1.0 is sae-lens's fixed clip).
     """
     if dead_window_steps > steps:
         raise ValueError(f"dead_window_steps ({dead_window_steps}) must be ≤ steps ({steps})")
@@ -284,7 +319,7 @@ def train_sae(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     trainer = trainer_cls(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
                              checkpoint_dir=ckpt_dir, checkpoint_every=checkpoint_every,
-                             run_fingerprint=run_fingerprint)
+                             run_fingerprint=run_fingerprint, max_grad_norm=max_grad_norm)
     found = find_checkpoint(ckpt_dir, run_fingerprint)
     if found is not None:
         step = trainer.resume_from(found)
