@@ -144,3 +144,30 @@ def test_unfinished_atomic_folders_are_never_read(tmp_path):
     (run / "r1").mkdir()
     (run / "r1" / "metrics.json").write_text(json.dumps({}))
     assert L.find_metric_files([tmp_path / "runs"]) == [run / "r1" / "metrics.json"]
+
+
+def test_l0_coverage_flags_a_family_that_does_not_bracket_k():
+    from aenbench.tables import l0_coverage
+
+    rows = pd.DataFrame([
+        # rho0.5: L1 brackets k = 4 (3.0 ≤ 4 ≤ 6.5); AEN stays below (collapsed); TopK touches k exactly
+        {"dataset": "rho0.5", "family": "L1", "teacher_k": 4, "L0": 3.0},
+        {"dataset": "rho0.5", "family": "L1", "teacher_k": 4, "L0": 6.5},
+        {"dataset": "rho0.5", "family": "AEN", "teacher_k": 4, "L0": 0.6},
+        {"dataset": "rho0.5", "family": "AEN", "teacher_k": 4, "L0": 2.8},
+        {"dataset": "rho0.5", "family": "TopK", "teacher_k": 4, "L0": 4.0},
+        # rho0.9: L1 only denser than k; AEN without an L0
+        {"dataset": "rho0.9", "family": "L1", "teacher_k": 4, "L0": 5.0},
+        {"dataset": "rho0.9", "family": "L1", "teacher_k": 4, "L0": 9.0},
+        {"dataset": "rho0.9", "family": "AEN", "teacher_k": 4, "L0": float("nan")},
+    ])
+    cov = l0_coverage(rows).set_index(["dataset", "family"])
+    assert cov.loc[("rho0.5", "L1"), "brackets"] and cov.loc[("rho0.5", "L1"), "missing"] == ""
+    assert cov.loc[("rho0.5", "TopK"), "brackets"]  # L0 = k is at or below and at or above
+    assert cov.loc[("rho0.5", "AEN"), "missing"] == "above" and not cov.loc[("rho0.5", "AEN"), "brackets"]
+    assert cov.loc[("rho0.9", "L1"), "missing"] == "below"
+    assert cov.loc[("rho0.9", "AEN"), "missing"] == "no L0"
+    assert cov.loc[("rho0.5", "L1"), ["L0_min", "L0_max", "n_runs"]].tolist() == [3.0, 6.5, 2]
+    with pytest.raises(ValueError, match="expected one teacher_k"):
+        l0_coverage(pd.concat([rows, pd.DataFrame([{"dataset": "rho0.5", "family": "L1", "teacher_k": 8,
+                                                     "L0": 1.0}])]))

@@ -5,7 +5,8 @@
   closest-to-k picks;
 * :func:`pareto_front`: the runs no other run dominates at lower-or-equal L0;
 * :func:`markdown_table` and :func:`mean_range`: the markdown tables and their "mean [min, max]"
-  cells.
+  cells;
+* :func:`l0_coverage`: whether each family's grid brackets L0 = k on each dataset.
 
 A pick farther than ``aenbench.metric_registry.L0_TOLERANCE`` from its target is flagged as
 not matched by its callers.
@@ -71,3 +72,29 @@ def mean_range(mean: float, lo: float, hi: float, spread: bool = True, fmt: str 
     if spread and not pd.isna(lo):
         return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
     return f"{mean:{fmt}}"
+
+
+def l0_coverage(rows: pd.DataFrame, target: str = "teacher_k", keys: Sequence[str] = ("dataset", "family"),
+                l0: str = "L0") -> pd.DataFrame:
+    """The L0 coverage rule: a family's grid brackets L0 = k on a dataset when at least one of its
+    runs has L0 ≤ k and at least one has L0 ≥ k (k: the ``target`` column, the teacher's k).
+
+    One row per ``keys`` group: ``k``, ``L0_min``, ``L0_max``, ``n_runs``, ``brackets`` and
+    ``missing``: ``""`` when it brackets, ``"below"`` when no run reaches L0 ≤ k (the grid needs a
+    sparser end: larger λ₁, smaller TopK k), ``"above"`` when none reaches L0 ≥ k (a denser end),
+    ``"no L0"`` when no run has an L0. Groups are sorted by ``keys``."""
+    out = []
+    for key, group in rows.groupby(list(keys), sort=True):
+        k_values = group[target].dropna().unique()
+        if len(k_values) != 1:
+            raise ValueError(f"{dict(zip(keys, key if isinstance(key, tuple) else (key,)))}: expected one {target}, "
+                             f"got {sorted(k_values)}")
+        k = float(k_values[0])
+        values = group[l0].dropna()
+        below, above = bool((values <= k).any()), bool((values >= k).any())
+        missing = "no L0" if values.empty else "" if below and above else "below" if not below else "above"
+        out.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "k": k,
+                    "L0_min": values.min() if len(values) else math.nan,
+                    "L0_max": values.max() if len(values) else math.nan, "n_runs": len(group),
+                    "brackets": missing == "", "missing": missing})
+    return pd.DataFrame(out, columns=[*keys, "k", "L0_min", "L0_max", "n_runs", "brackets", "missing"])
