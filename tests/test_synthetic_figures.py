@@ -77,3 +77,18 @@ def test_ablation_summary_means_over_seeds_per_arm():
     t = summary(df, ["b", "a"]).set_index("arm")
     assert list(t.index) == ["b", "a"]
     assert t.loc["a", "L0"] == 3.0 and t.loc["a", "dead_pct"] == 20.0 and t.loc["a", "n_seeds"] == 2
+
+
+def test_adaptive_traces_find_an_ablation_arm_without_swept_values(tmp_path):
+    """An ablation arm's run has no swept values: its params label is "" and reads back from the
+    leaderboard CSV as NaN; the trace of its closest-to-k run is still found (it was an IndexError)."""
+    import json
+
+    from aenbench.synthetic.figures import adaptive_traces
+
+    (tmp_path / "m.json").write_text(json.dumps({"adaptive_trace": [{"step": 0, "pct_w_at_max": 0.0}]}))
+    board = tmp_path / "lb.csv"
+    pd.DataFrame([{"dataset": "rho0.5", "family": "en_al_aen:AL", "params": "", "seed": 0, "L0": 3.0,
+                   "dead_pct": 1.0, "hp_adaptive": True, "metrics_path": "m.json"}]).to_csv(board, index=False)
+    trace = adaptive_traces(pd.read_csv(board), 4, base_dir=tmp_path)
+    assert trace[["family", "step"]].values.tolist() == [["en_al_aen:AL", 0]]

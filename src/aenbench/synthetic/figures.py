@@ -209,10 +209,12 @@ def adaptive_traces(rows: pd.DataFrame, k: float, base_dir: str | Path = ".") ->
     if adaptive.empty:
         return pd.DataFrame()
     picked = closest_to_k(adaptive, k)
+    params = adaptive["params"].fillna("")  # an ablation arm has no swept values: "" (read back as NaN)
     out = []
     for _, r in picked.iterrows():
+        config = "" if pd.isna(r["config"]) else r["config"]
         src = adaptive[(adaptive["dataset"] == r["dataset"]) & (adaptive["family"] == r["family"])
-                       & (adaptive["params"] == r["config"]) & (adaptive["seed"] == r["seed"])].iloc[0]
+                       & (params == config) & (adaptive["seed"] == r["seed"])].iloc[0]
         with open(Path(base_dir) / src["metrics_path"]) as f:
             trace = json.load(f).get("adaptive_trace") or []
         out += [{"dataset": r["dataset"], "rho": r["rho"], "family": r["family"], "config": r["config"],
