@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,7 +43,7 @@ from sae_lens.saes.sae import TrainCoefficientConfig
 
 from aenbench.io import atomic_dir, write_json
 from aenbench.saes.aen import AENStack, AENTrainingSAE
-from aenbench.training import CheckedTrainer, TrainResult, _RecordingStream, trainer_config
+from aenbench.training import CheckedTrainer, TrainResult, _RecordingStream, find_checkpoint, trainer_config
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ class StackResult:
     seconds: float
     stack_size: int
     resumed_at: int = 0
-    log: list[str] = field(default_factory=list)
 
 
 def per_sae_clip_(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -241,17 +240,10 @@ def _save_checkpoint(trainer: StackTrainer, folder: Path, rng: torch.Tensor, fin
 
 
 def _find_checkpoint(folder: Path | None, fingerprint: str) -> dict[str, Any] | None:
-    if folder is None or not (folder / "latest" / "stack_state.pt").exists():
+    path = find_checkpoint(folder, fingerprint, fmt=STACK_CHECKPOINT_FORMAT)
+    if path is None or not (path / "stack_state.pt").exists():
         return None
-    import json
-
-    try:
-        meta = json.loads((folder / "latest" / "checkpoint.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("format") != STACK_CHECKPOINT_FORMAT or meta.get("fingerprint") != fingerprint:
-        return None
-    return torch.load(str(folder / "latest" / "stack_state.pt"), weights_only=True, map_location="cpu")
+    return torch.load(str(path / "stack_state.pt"), weights_only=True, map_location="cpu")
 
 
 def train_stack(

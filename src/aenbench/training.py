@@ -241,8 +241,9 @@ def checkpoint_root(out_dir: str | Path) -> Path:
     return out.parent / ".checkpoints" / out.name
 
 
-def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str) -> Path | None:
-    """The usable checkpoint in ``checkpoint_dir``, or None (absent, other format or other run)."""
+def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str, fmt: int = CHECKPOINT_FORMAT) -> Path | None:
+    """The usable checkpoint in ``checkpoint_dir``, or None (absent, other format or other run);
+    ``fmt``: the format the caller writes (a per-SAE or a stack checkpoint)."""
     if checkpoint_dir is None:
         return None
     path = Path(checkpoint_dir) / "latest"
@@ -250,7 +251,7 @@ def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str) -> Path |
         meta = json.loads((path / "checkpoint.json").read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("fingerprint") != run_fingerprint:
+    if meta.get("format") != fmt or meta.get("fingerprint") != run_fingerprint:
         return None
     return path
 
