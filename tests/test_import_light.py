@@ -16,7 +16,7 @@ LIGHT_MODULES = [
     "aenbench.compare", "aenbench.compare.plugins", "aenbench.compare.matching", "aenbench.compare.report",
 ]
 # job scripts that train, evaluate or build teachers and models: they need torch
-HEAVY_SCRIPTS = ("*_train.py", "*_eval.py", "*_teacher.py", "llm_harvest.py", "llm_model.py", "llm_corpus*.py",
+HEAVY_SCRIPTS = ("*_train.py", "*_eval.py", "*_teacher.py", "*_spread.py", "llm_harvest.py", "llm_model.py", "llm_corpus*.py",
                  "llm_crosscheck.py")
 
 

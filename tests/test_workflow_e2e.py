@@ -1,5 +1,6 @@
 """End-to-end: `snakemake figures/all` on the smoke config in a temporary directory."""
 
+import json
 import math
 import os
 import subprocess
@@ -47,6 +48,22 @@ def test_leaderboard_has_expected_rows_and_sane_metrics(smoke_run, repo_root):
     # our synthetic families (paper rows, variants and the LLM track are tested elsewhere)
     df = df[(df["source"] == "ours") & (df["kind"] == "family") & (df["track"] == "synthetic")]
     n_rows, cfg = expected_rows(repo_root)
+    # the seed / teacher replicates of the spread families' selected configurations (synthetic.spread)
+    spread = cfg["synthetic"]["spread"]
+    replicates = df[df["replicate"].notna()]
+    n_rep = len(spread["seeds"]) + len(spread["dictionary_seeds"])
+    assert len(replicates) == n_rep * len(spread["families"]) * len(cfg["synthetic"]["rhos"])
+    assert sorted(set(replicates["replicate"])) == ["seed", "teacher"]
+    assert set(replicates["family"]) == set(spread["families"])
+    for (dataset, family), reps in replicates.groupby(["dataset", "family"]):
+        selection = json.loads((smoke_run / "results" / "synthetic" / dataset / "spread" / family
+                                / "selection.json").read_text())
+        grid = df[(df["dataset"] == dataset) & (df["family"] == family) & df["replicate"].isna()]
+        picked = grid.loc[(grid["L0"] - cfg["synthetic"]["k"]).abs().idxmin()]
+        assert selection["run_id"] in picked["metrics_path"]
+        assert set(reps["params"]) == {picked["params"]}
+    assert set(df["grad_clip"]) == {"none"}  # synthetic.train.max_grad_norm: null
+    df = df[df["replicate"].isna()]
     assert len(df) == n_rows
     required = ["track", "dataset", "family", "architecture", "params", "seed", "L0", "dead_pct", "EV", "MSE",
                 "shrinkage", "MCC", "support_f1", "train_seconds", "sae_lens_version", "git_commit"]
@@ -185,7 +202,7 @@ def test_an_ablation_reruns_alone(smoke_run, repo_root):
 # --------------------------------------------------------------------------- the rerun matrix
 # Each edit of the smoke config, laid over it as a second config file, against the built smoke
 # run: `snakemake -n figures/all` must plan exactly these jobs (rule -> count). Smoke: ρ 0 and
-# 0.9, 9 families, the warm-up ablation on ρ 0.9, one variant on both ρ, 2 synthsae families, 3
+# 0.9, 10 families (the spread of L1 and AEN), the warm-up ablation on ρ 0.9, one variant on both ρ, 2 synthsae families, 3
 # LLM families.
 from collections import Counter  # noqa: E402
 
@@ -194,12 +211,14 @@ LEADERBOARD_VIEWS = Counter({
     "leaderboard": 1, "figure_synthetic_dead_ev_vs_l0": 1, "figure_synthetic_rho": 2,
     "table_synthetic_closest_to_k": 2, "figure_synthetic_stability": 1, "figure_synthetic_adaptive_trace": 1,
     "table_synthsae": 1, "figure_llm_dead_ev_vs_l0": 1, "table_llm_target_l0": 1, "provenance": 1,
-    "figures_all": 1,
+    "figures_all": 1, "table_claims": 1,
 })
 RERUN_MATRIX = {
     "add a synthetic grid point": (
         {"families": {"L1": {"grid": {"l1_coefficient": [0.08, 0.02, 0.01]}}}},
-        Counter({"synthetic_train": 2, "synthetic_eval": 2, "compare_report": 1}) + LEADERBOARD_VIEWS,
+        # the spread job of each ρ reads L1's evaluated grid (its selection may change)
+        Counter({"synthetic_train": 2, "synthetic_eval": 2, "synthetic_spread": 2, "compare_report": 1})
+        + LEADERBOARD_VIEWS,
     ),
     "add an LLM grid point": (
         {"llm": {"families": {"TopK": {"grid": {"k": [16, 32]}}}}},
@@ -207,8 +226,8 @@ RERUN_MATRIX = {
     ),
     "change an evaluation setting": (
         {"synthetic": {"train": {"eval_samples": 1024}}},
-        Counter({"synthetic_eval": 18, "variant_eval": 2, "ablation_eval": 1, "ablation_summary": 1,
-                 "compare_report": 1}) + LEADERBOARD_VIEWS,
+        Counter({"synthetic_eval": 20, "synthetic_spread": 2, "variant_eval": 2, "ablation_eval": 1,
+                 "ablation_summary": 1, "compare_report": 1}) + LEADERBOARD_VIEWS,
     ),
     "change a figure setting": (
         {"figures": {"llm_target_l0": [16, 64]}},
@@ -275,7 +294,7 @@ def test_a_new_grid_point_trains_and_evaluates_that_point_only(smoke_run, repo_r
     assert len(after) == len(before) + 2
     # the reused runs' rows are the same numbers as before
     key = ["source", "track", "dataset", "family", "params", "seed"]
-    old = before[before["family"] == "L1"].set_index(key).sort_index()
-    new = after[after["family"] == "L1"].set_index(key).sort_index().loc[old.index]
+    old = before[(before["family"] == "L1") & before["replicate"].isna()].set_index(key).sort_index()
+    new = after[(after["family"] == "L1") & after["replicate"].isna()].set_index(key).sort_index().loc[old.index]
     pd.testing.assert_series_equal(old["EV"], new["EV"])
     pd.testing.assert_series_equal(old["dead_pct"], new["dead_pct"])

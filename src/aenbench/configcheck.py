@@ -149,6 +149,32 @@ def hyperparameter_problems(where: str, family: dict[str, Any], arch_defaults: d
     return problems
 
 
+def spread_problems(syn: dict[str, Any]) -> list[str]:
+    """synthetic.spread against the grid it replicates: its seeds must be new seeds, its
+    dictionary seeds new teachers, its families families of the track, and the grid one seed
+    per configuration (the spread's replicates are named after the grid run's seed)."""
+    spread = syn.get("spread") or {}
+    problems = []
+    grid_seeds = list(syn["train"].get("seeds", [0]))
+    if spread.get("seeds") or spread.get("dictionary_seeds"):
+        if len(grid_seeds) != 1:
+            problems.append(f"synthetic.spread needs one grid seed, but synthetic.train.seeds = {grid_seeds}: "
+                            "use one seed there and the others in synthetic.spread.seeds")
+        clash = sorted(set(spread.get("seeds", [])) & set(grid_seeds))
+        if clash:
+            problems.append(f"synthetic.spread.seeds lists {clash}, already grid seeds (synthetic.train.seeds = "
+                            f"{grid_seeds}): list other seeds")
+        dseed = syn.get("dictionary_seed", 0)
+        if dseed in spread.get("dictionary_seeds", []):
+            problems.append(f"synthetic.spread.dictionary_seeds lists {dseed}, the grid's own teacher "
+                            f"(synthetic.dictionary_seed = {dseed}): list other seeds")
+    for name in spread.get("families") or []:
+        if name not in syn["families"]:
+            problems.append(f"synthetic.spread.families lists {name!r}, which is not in synthetic.families "
+                            f"({', '.join(syn['families'])})")
+    return problems
+
+
 def consistency_problems(cfg: dict[str, Any]) -> list[str]:
     """Everything the schema cannot express, for a config that passed the schema."""
     problems: list[str] = []
@@ -169,6 +195,7 @@ def consistency_problems(cfg: dict[str, Any]) -> list[str]:
                 if name not in syn["families"]:
                     problems.append(f"synthetic.pairs.{dataset} lists {name!r}, which is not in synthetic.families")
         train = syn["train"]
+        problems += spread_problems(syn)
         if train.get("dead_window_steps", 1000) > train["steps"]:
             problems.append(f"synthetic.train.dead_window_steps = {train.get('dead_window_steps', 1000)} exceeds "
                             f"synthetic.train.steps = {train['steps']}: use a window ≤ steps")

@@ -30,12 +30,13 @@ import yaml
 
 from aenbench import metric_registry as R
 from aenbench.io import write_text, write_with
+from aenbench.sweeps import replicate_of
 
 KEY_COLUMNS = ["track", "dataset", "family", "architecture", "params", "seed"]
 SORT_COLUMNS = ["source", *KEY_COLUMNS]
 REQUIRED_COLUMNS = [*KEY_COLUMNS, *R.column_list("leaderboard"), "train_seconds", "sae_lens_version", "git_commit"]
 PROVENANCE_COLUMNS = [
-    "source", "kind", "n_seeds", "samples_seen", "steps", "batch_size",
+    "source", "kind", "replicate", "n_seeds", "samples_seen", "steps", "batch_size", "grad_clip",
     "job_wall_s", "job_max_rss_mb", "job_cpu_s", "job_n_saes",
 ]
 
@@ -76,6 +77,10 @@ def row_from_record(record: dict[str, Any], path: Path | None = None, kind: str 
         "samples_seen": run.get("samples_seen", run.get("tokens_seen")),
         "steps": run.get("steps"),
         "batch_size": run.get("batch_size"),
+        # the gradient-norm clip: "none", its value, or empty for a record from before train.max_grad_norm
+        # (those were clipped at sae-lens's fixed 1.0)
+        "grad_clip": ("none" if run["max_grad_norm"] is None else str(float(run["max_grad_norm"])))
+        if "max_grad_norm" in run else None,
         "train_seconds": run.get("train_seconds"),
         "sae_lens_version": record.get("sae_lens_version", versions.get("sae_lens")),
         "git_commit": run.get("git_commit"),
@@ -85,7 +90,7 @@ def row_from_record(record: dict[str, Any], path: Path | None = None, kind: str 
     })
     teacher = run.get("teacher")
     if isinstance(teacher, dict):
-        for key in ("n", "m", "k"):
+        for key in ("n", "m", "k", "rho", "dictionary_seed"):
             if key in teacher:
                 row[f"teacher_{key}"] = teacher[key]
     for name, value in sorted(run.get("hyperparameters", {}).items()):
@@ -107,12 +112,16 @@ def read_benchmark(path: str | Path) -> dict[str, float]:
 
 
 def build(
-    paths: Sequence[str | Path], benchmarks: Sequence[str | Path] | None = None, kind: str = "family"
+    paths: Sequence[str | Path], benchmarks: Sequence[str | Path] | None = None, kind: str = "family",
+    replicates: bool = False,
 ) -> pd.DataFrame:
     """One row per metrics JSON under ``paths`` (files or folders), sorted by the key columns.
 
     ``benchmarks``, when given, is parallel to ``paths``: the benchmark file of the job that
     wrote each folder; its wall time / peak memory go to every row read from that folder.
+    ``replicates``: ``paths`` are spread folders (:mod:`aenbench.synthetic.spread`), and each
+    row's ``replicate`` is named by the folder below the root its JSON lies in
+    (:func:`aenbench.sweeps.replicate_of`); otherwise ``replicate`` is empty.
     """
     paths = list(paths)
     if benchmarks is not None and len(benchmarks) != len(paths):
@@ -122,8 +131,13 @@ def build(
         files = find_metric_files([root])
         job = read_benchmark(benchmarks[i]) if benchmarks is not None else {}
         for path in files:
-            with open(path) as f:
-                row = row_from_record(json.load(f), path, kind)
+            try:
+                with open(path) as f:
+                    row = row_from_record(json.load(f), path, kind)
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}: not a valid metrics JSON ({type(err).__name__}: {err}); "
+                                 "rerun the evaluation job that wrote it") from err
+            row["replicate"] = replicate_of(path.relative_to(root).parts) if replicates else ""
             if job:
                 row.update(job, job_n_saes=len(files), job_benchmark=str(benchmarks[i]))
             rows.append(row)
@@ -196,7 +210,7 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=[*REQUIRED_COLUMNS, *PROVENANCE_COLUMNS])
     df = pd.concat(frames, ignore_index=True, sort=False)
-    key = [c for c in ["source", *KEY_COLUMNS] if c in df.columns]
+    key = [c for c in ["source", *KEY_COLUMNS, "replicate"] if c in df.columns]
     duplicated = df.duplicated(subset=key, keep=False)
     if duplicated.any():
         where = df.loc[duplicated, "metrics_path"] if "metrics_path" in df else df.loc[duplicated, "params"]

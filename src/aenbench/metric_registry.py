@@ -144,6 +144,8 @@ COLUMNS: dict[str, str] = {
     "samples_seen": "training samples (synthetic) or tokens (llm) seen: steps × batch_size",
     "steps": "optimiser steps",
     "batch_size": "samples (tokens) per step",
+    "grad_clip": "gradient-norm clip of training (train.max_grad_norm): none or its value; empty for runs from "
+                 "before that setting, which sae-lens clipped at 1.0",
     "train_seconds": "wall time of this SAE's training loop (seconds)",
     "job_wall_s": "wall time of the Snakemake job that trained this SAE (its benchmark file); "
                   "one job trains job_n_saes SAEs",
@@ -158,6 +160,10 @@ COLUMNS: dict[str, str] = {
     "teacher_n": "synthetic: input dimension n of the spiked teacher",
     "teacher_m": "synthetic: number of teacher atoms m (= SAE width)",
     "teacher_k": "synthetic: active atoms per sample k",
+    "teacher_rho": "synthetic: coherence ρ of the spiked teacher",
+    "teacher_dictionary_seed": "synthetic: seed the teacher dictionary was drawn with",
+    "replicate": "empty for a grid run; seed / teacher: the selected configuration (closest to L0 = k) trained "
+                 "again with another seed / on another teacher dictionary (synthetic.spread)",
     "hp_*": "one column per hyperparameter of the run (architecture defaults, fixed and swept values)",
     "*_min, *_max": "paper rows averaged over seeds: min and max over the seeds",
     "target_L0": "paper LLM rows: the target L0 the row was selected for",

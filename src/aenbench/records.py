@@ -106,6 +106,7 @@ def run_block(
         "batch_size": train["batch_size"],
         "lr": train["lr"],
         "samples_seen": res.steps * train["batch_size"],
+        "max_grad_norm": train.get("max_grad_norm"),  # None: no gradient clip
         "train_seconds": res.seconds,
         "device": device,
         **extra,

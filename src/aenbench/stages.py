@@ -46,7 +46,7 @@ WEIGHTS = "sae_weights.safetensors"
 TRAINING_STATE = "training_state.safetensors"  # the training SAE's own state dict (strict reload)
 # The library code that decides trained weights / evaluation results: a change to it is a
 # change of the fingerprint, so the store never hands out a stale result after a code change.
-TRAINING_CODE = ("training.py", "stacked_training.py", "saes/aen.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
+TRAINING_CODE = ("training.py", "stacked_training.py", "saes/aen.py", "saes/topk_paper.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
                  "llm/harvest.py")
 EVALUATION_CODE = ("metrics.py", "stability.py", "records.py", "stages.py", "synthetic/track.py",
                    "synthetic/synthsae_track.py", "synthetic/synthsae.py", "llm/evaluate.py", "llm/track.py",
@@ -167,14 +167,21 @@ def run_engine(train: dict[str, Any], architecture: str) -> str:
 def _stacks(runs: Sequence[Run], stack_size: int) -> list[list[Run]]:
     """The runs grouped into stacks: one seed (so one data stream) and one set of the
     hyperparameters a stack cannot vary (``aen.STACK_HYPERPARAMETERS`` aside), in their order,
-    at most ``stack_size`` each."""
+    at most ``stack_size`` each; a group is cut into as few stacks as that allows, of sizes
+    that differ by at most one (72 runs at 32: 24 + 24 + 24, not 32 + 32 + 8, whose small
+    last stack would run at a third of the big ones' speed per SAE, bench/RESULTS.md row 11)."""
     from aenbench.saes.aen import STACK_HYPERPARAMETERS
 
     groups: dict[str, list[Run]] = {}
     for run in runs:
         shared = {k: v for k, v in run.params.items() if k not in STACK_HYPERPARAMETERS}
         groups.setdefault(json.dumps([run.seed, shared], sort_keys=True, default=str), []).append(run)
-    return [g[i:i + stack_size] for g in groups.values() for i in range(0, len(g), stack_size)]
+    stacks = []
+    for group in groups.values():
+        n_stacks = -(-len(group) // stack_size)
+        bounds = [len(group) * i // n_stacks for i in range(n_stacks + 1)]
+        stacks += [group[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    return stacks
 
 
 class TrainingDiverged(RuntimeError):

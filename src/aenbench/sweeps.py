@@ -60,3 +60,27 @@ def params_label(row: dict[str, Any]) -> str:
 def _plain(v: Any) -> Any:
     """numpy scalars from a DataFrame row → plain Python values (JSON-able, dataclass-friendly)."""
     return v.item() if hasattr(v, "item") else v
+
+
+# The seed / teacher spread of a family's selected configuration (aenbench.synthetic.spread):
+# its replicates' folders, and the leaderboard's ``replicate`` label of a row read from one.
+SPREAD_SEED_DIR = "seed"
+SPREAD_TEACHER_PREFIX = "teacher-d"
+
+
+def spread_teacher_dir(dictionary_seed: int) -> str:
+    """The folder of the replicate on the teacher drawn with ``dictionary_seed``."""
+    return f"{SPREAD_TEACHER_PREFIX}{int(dictionary_seed)}"
+
+
+def replicate_of(parts: tuple[str, ...] | list[str]) -> str:
+    """The replicate a metrics JSON of a spread folder belongs to, from its path's parts below
+    that folder (``<family>/seed/runs/<run>/metrics.json``): ``seed`` under a seed replicate's
+    folder, ``teacher`` under a teacher replicate's."""
+    for folder in parts:
+        if folder == SPREAD_SEED_DIR:
+            return "seed"
+        if folder.startswith(SPREAD_TEACHER_PREFIX) and folder[len(SPREAD_TEACHER_PREFIX):].isdigit():
+            return "teacher"
+    raise ValueError(f"{'/'.join(parts)}: not inside a spread replicate folder ({SPREAD_SEED_DIR!r} or "
+                     f"{SPREAD_TEACHER_PREFIX}<N>)")

@@ -6,7 +6,9 @@
 * :func:`pareto_front`: the runs no other run dominates at lower-or-equal L0;
 * :func:`markdown_table` and :func:`mean_range`: the markdown tables and their "mean [min, max]"
   cells;
-* :func:`l0_coverage`: whether each family's grid brackets L0 = k on each dataset.
+* :func:`l0_coverage`: whether each family's grid brackets L0 = k on each dataset;
+* :func:`grid_rows` / :func:`replicates_of`: a leaderboard's grid runs, and the seed / teacher
+  replicates of one of them (``replicate`` column, :mod:`aenbench.synthetic.spread`).
 
 A pick farther than ``aenbench.metric_registry.L0_TOLERANCE`` from its target is flagged as
 not matched by its callers.
@@ -98,3 +100,30 @@ def l0_coverage(rows: pd.DataFrame, target: str = "teacher_k", keys: Sequence[st
                     "L0_max": values.max() if len(values) else math.nan, "n_runs": len(group),
                     "brackets": missing == "", "missing": missing})
     return pd.DataFrame(out, columns=[*keys, "k", "L0_min", "L0_max", "n_runs", "brackets", "missing"])
+
+
+def grid_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The grid's own runs: rows whose ``replicate`` is empty (all rows without that column)."""
+    if "replicate" not in rows.columns:
+        return rows
+    return rows[replicate_labels(rows) == ""]
+
+
+def replicates_of(rows: pd.DataFrame, run: pd.Series, keys: Sequence[str] = ("dataset", "family", "params")) -> pd.DataFrame:
+    """``run`` (a grid row) with its seed / teacher replicates among ``rows``: the rows sharing its
+    ``keys`` whose ``replicate`` is not empty; ``run`` comes first."""
+    if "replicate" not in rows.columns:
+        return run.to_frame().T
+    same = pd.Series(True, index=rows.index)
+    for key in keys:
+        same &= rows[key].astype(str) == str(run[key])
+    reps = rows[same & (replicate_labels(rows) != "")]
+    return pd.concat([run.to_frame().T, reps], ignore_index=True)
+
+
+def replicate_labels(rows: pd.DataFrame) -> pd.Series:
+    """The ``replicate`` column as strings, "" for a grid run (a CSV reads an empty one back as NaN)."""
+    if "replicate" not in rows.columns:
+        return pd.Series("", index=rows.index)
+    col = rows["replicate"]
+    return col.astype(object).where(col.notna(), "").astype(str)

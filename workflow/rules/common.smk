@@ -62,6 +62,15 @@ SYN_PAIRS = [
     for dataset in SYN_DATASETS
     for family in (SYN.get("pairs") or {}).get(dataset, SYN_FAMILIES)
 ]
+# the seed / teacher spread (synthetic.spread): (dataset, family) pairs whose selected
+# configuration is trained again; none when it lists no seed and no dictionary seed
+SPREAD = SYN.get("spread") or {}
+SPREAD_PAIRS = [
+    (dataset, family)
+    for dataset, family in SYN_PAIRS
+    if (SPREAD.get("seeds") or SPREAD.get("dictionary_seeds")) and family in SPREAD.get("families", SYN_FAMILIES)
+]
+SPREAD_DATASETS = list(dict.fromkeys(d for d, _ in SPREAD_PAIRS))
 
 
 wildcard_constraints:

@@ -142,6 +142,25 @@ rule table_synthetic_replication:
         "../scripts/table_synthetic_replication.py"
 
 
+rule table_claims:
+    input:
+        leaderboard="results/leaderboard.csv",
+    output:
+        csv="figures/tables/claims.csv",
+        md="figures/tables/claims.md",
+    params:
+        k=SYN.get("k"),
+        families=SYN_FAMILIES,
+    log:
+        "logs/figures/claims.log",
+    benchmark:
+        "benchmarks/figures/claims.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/table_claims.py"
+
+
 SYNTHETIC_ARTEFACTS = (
     [
         "figures/synthetic_dead_ev_vs_l0.png",
@@ -151,6 +170,8 @@ SYNTHETIC_ARTEFACTS = (
         "figures/synthetic_stability_vs_rho.png",
         "figures/synthetic_adaptive_trace.png",
         "figures/tables/synthetic_replication.md",
+        "figures/tables/claims.csv",
+        "figures/tables/claims.md",
         *ABLATION_ARTEFACTS,
     ]
     if SYN_DATASETS

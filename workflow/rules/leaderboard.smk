@@ -20,6 +20,9 @@ rule leaderboard:
             *SYNTHSAE_BENCHMARKS,
             *LLM_BENCHMARKS,
         ],
+        # the spread folders (synthetic.spread) and, parallel to them, their jobs' benchmark files
+        spread=[f"results/synthetic/{d}/spread" for d in SPREAD_DATASETS],
+        spread_benchmarks=[f"benchmarks/synthetic/{d}/spread.tsv" for d in SPREAD_DATASETS],
         variant_runs=VARIANT_RUN_DIRS,
         variant_benchmarks=VARIANT_BENCHMARKS,
         reference=PAPER_REFERENCE,

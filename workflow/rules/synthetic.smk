@@ -67,3 +67,59 @@ rule synthetic_eval:
         "../../environment.yml"
     script:
         "../scripts/synthetic_eval.py"
+
+
+# --- the seed / teacher spread of each family's selected configuration (synthetic.spread)
+
+
+rule synthetic_teacher_replicate:
+    output:
+        dictionary="results/synthetic/{dataset}/teacher-d{dseed}/dictionary.safetensors",
+        diagnostics="results/synthetic/{dataset}/teacher-d{dseed}/diagnostics.json",
+    params:
+        spec=lambda w: {**synthetic_spec(w.dataset), "dictionary_seed": int(w.dseed)},
+    log:
+        "logs/synthetic/{dataset}/teacher-d{dseed}.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/teacher-d{dseed}.tsv"
+    wildcard_constraints:
+        dseed=r"\d+",
+    threads: 1
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/synthetic_teacher.py"
+
+
+rule synthetic_spread:
+    # one job per ρ for all its families: one sae-lens import instead of one per family; the
+    # store makes it incremental (a family whose selection did not change reuses its replicates)
+    input:
+        dictionary="results/synthetic/{dataset}/teacher/dictionary.safetensors",
+        teachers=lambda w: [f"results/synthetic/{w.dataset}/teacher-d{d}/dictionary.safetensors"
+                            for d in SPREAD.get("dictionary_seeds", [])],
+        runs=lambda w: [f"results/synthetic/{w.dataset}/runs/{f}" for d, f in SPREAD_PAIRS if d == w.dataset],
+    output:
+        spread=directory("results/synthetic/{dataset}/spread"),
+    params:
+        families=lambda w: {f: config["families"][f] for d, f in SPREAD_PAIRS if d == w.dataset},
+        runs=lambda w: {f: family_runs(f) for d, f in SPREAD_PAIRS if d == w.dataset},
+        spec=lambda w: teacher_spec(w.dataset),
+        train=train_settings(SYN.get("train", {})),
+        evaluation=eval_settings(SYN.get("train", {})),
+        arch_defaults=lambda w: {f: arch_defaults_for(config["families"][f]) for d, f in SPREAD_PAIRS
+                                 if d == w.dataset},
+        seeds=SPREAD.get("seeds", []),
+        dictionary_seeds=SPREAD.get("dictionary_seeds", []),
+        device=config["device"],
+    log:
+        "logs/synthetic/{dataset}/spread.log",
+    benchmark:
+        "benchmarks/synthetic/{dataset}/spread.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/synthetic_spread.py"

@@ -10,6 +10,7 @@ smk = snakemake  # noqa: F821
 references = {Path(p).parent for p in smk.input.reference}
 df = leaderboard.combine([
     leaderboard.build(smk.input.runs, benchmarks=smk.input.benchmarks, kind="family"),
+    leaderboard.build(smk.input.spread, benchmarks=smk.input.spread_benchmarks, kind="family", replicates=True),
     leaderboard.build(smk.input.variant_runs, benchmarks=smk.input.variant_benchmarks, kind="variant"),
     *(leaderboard.paper_rows(d) for d in sorted(references)),
 ])

@@ -25,7 +25,10 @@ import pandas as pd  # noqa: E402
 from aenbench.io import write_text, write_with  # noqa: E402
 from aenbench.metric_registry import L0_TOLERANCE, METRICS, arrow, column_list  # noqa: E402
 from aenbench.plots import AXIS_LABELS, dataset_title, family_palette  # noqa: E402
-from aenbench.tables import closest_row, markdown_table, mean_range, pareto_front, seed_summary  # noqa: E402
+from aenbench.tables import (  # noqa: E402
+    closest_row, grid_rows, l0_coverage, markdown_table, mean_range, pareto_front, replicate_labels, replicates_of,
+    seed_summary,
+)
 
 PAPER_K, PAPER_L0_WINDOW = 16, (7.5, 64.5)
 CLOSEST_COLUMNS = column_list("closest_to_k")
@@ -53,21 +56,38 @@ def _save(fig: Any, out_path: str | Path) -> None:
 def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Sequence[str] | None = None) -> None:
     """Dead % vs L0 and EV vs L0 for one dataset: every run a point; each family's Pareto front
     (no run with lower-or-equal L0 is at least as good: lower dead %, higher EV) a line. Runs
-    outside :func:`l0_window` are drawn faint, fronts use the runs inside it."""
+    outside :func:`l0_window` are drawn faint, fronts use the runs inside it. Where ``rows`` hold
+    seed / teacher replicates (``replicate``), each family's selected run (L0 closest to k) is a
+    diamond at the mean over it and its replicates, with [min, max] bars on both axes. A family
+    whose grid fails the L0 coverage rule (:func:`aenbench.tables.l0_coverage`) says so in the
+    legend."""
     if rows.empty:
         raise ValueError("no runs to plot")
     lo, hi = l0_window(k)
-    fams = _families(rows, families)
+    grid = grid_rows(rows)
+    fams = _families(grid, families)
     palette = family_palette(fams)
+    coverage = l0_coverage(grid.assign(_k=float(k)), target="_k", keys=("family",)).set_index("family")["missing"]
+    n_spread = 0
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
     for col, metric in enumerate(column_list("dead_ev")):
         ax = axes[0, col]
         hib = bool(METRICS[metric].higher_is_better)
         for family in fams:
-            pts = rows[rows["family"] == family]
+            pts = grid[grid["family"] == family]
             inside = pts[(pts["L0"] >= lo) & (pts["L0"] <= hi)]
             outside = pts.drop(inside.index)
-            ax.scatter(inside["L0"], inside[metric], color=palette[family], s=30, label=family, zorder=3)
+            missing = coverage.get(family, "")
+            label = family + (f" (grid has no L0 {'≤' if missing == 'below' else '≥'} k)" if missing in ("below", "above")
+                              else "")
+            ax.scatter(inside["L0"], inside[metric], color=palette[family], s=30, label=label, zorder=3)
+            runs = replicates_of(rows, closest_row(pts, "L0", k, tiebreak=["dead_pct"]))
+            if len(runs) > 1:
+                n_spread = max(n_spread, len(runs))
+                xs, ys = (pd.to_numeric(runs[c], errors="coerce") for c in ("L0", metric))
+                ax.errorbar([xs.mean()], [ys.mean()], xerr=[[xs.mean() - xs.min()], [xs.max() - xs.mean()]],
+                            yerr=[[ys.mean() - ys.min()], [ys.max() - ys.mean()]], fmt="D", ms=6, color=palette[family],
+                            mec="black", mew=0.6, capsize=3, lw=1, zorder=4)
             ax.scatter(outside["L0"], outside[metric], color=palette[family], s=14, alpha=0.25, zorder=2)
             front = pareto_front(inside, metric, hib)
             ax.plot(front["L0"], front[metric], color=palette[family], lw=1.3, zorder=2)
@@ -81,7 +101,10 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
         if metric == "dead_pct":
             ax.set_ylim(-3, 103)
     dataset = str(rows["dataset"].iloc[0])
-    fig.suptitle(f"{dataset_title(dataset)}: every run a point, lines = Pareto fronts per family", fontsize=10)
+    spread = (f"; ◆ with bars: each family's run closest to k, mean [min, max] over it and its seed / teacher "
+              f"replicates (up to {n_spread} runs)" if n_spread else "")
+    fig.suptitle(f"{dataset_title(dataset)}: every grid run a point, lines = Pareto fronts per family{spread}",
+                 fontsize=9)
     axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
     fig.tight_layout()
     _save(fig, out_path)
@@ -89,20 +112,37 @@ def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Se
 
 def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = None,
                  extra_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """Per (dataset, family): the run whose L0 is closest to k (ties: the lower dead %), with the
-    T-syn columns, the stability columns when present and an ``L0_matched`` flag (|L0 − k| ≤ 25 % k,
-    :data:`aenbench.metric_registry.L0_TOLERANCE`)."""
+    """Per (dataset, family): the grid run whose L0 is closest to k (ties: the lower dead %;
+    :func:`aenbench.tables.grid_rows`), with the T-syn columns, the stability columns when
+    present, an ``L0_matched`` flag (the selected run's |L0 − k| ≤ 25 % k,
+    :data:`aenbench.metric_registry.L0_TOLERANCE`) and the L0 coverage of the family's grid
+    (``brackets_k``, ``coverage_missing``: :func:`aenbench.tables.l0_coverage`).
+
+    With seed / teacher replicates of the selected run in ``rows`` (``replicate``, synthetic.spread)
+    each metric is the mean over the run and its replicates, ``<metric>_min`` / ``<metric>_max``
+    their range and ``n_replicates`` their count (1: the grid run alone)."""
     out = []
-    for (dataset, family), fam in rows.groupby(["dataset", "family"], sort=False):
+    grid = grid_rows(rows)
+    coverage = {(c["dataset"], c["family"]): c for c in
+                l0_coverage(grid.assign(_k=float(k)), target="_k").to_dict("records")} if len(grid) else {}
+    for (dataset, family), fam in grid.groupby(["dataset", "family"], sort=False):
         best = closest_row(fam, "L0", k, tiebreak=["dead_pct"])
+        runs = replicates_of(rows, best)
         row = {"dataset": dataset, "rho": _rho(dataset), "family": family, "config": best["params"],
-               "seed": best["seed"], "n_runs": len(fam)}
+               "seed": best["seed"], "n_runs": len(fam), "n_replicates": len(runs),
+               "replicates": " ".join(sorted(r for r in replicate_labels(runs) if r))}
         for col in [*CLOSEST_COLUMNS, *STABILITY_COLUMNS, "pct_w_at_max", *extra_columns]:
             if col in best.index:
-                row[col] = best[col]
+                values = pd.to_numeric(runs[col], errors="coerce")
+                row[col] = values.mean() if values.notna().any() else best[col]
+                row[f"{col}_min"], row[f"{col}_max"] = values.min(), values.max()
         if "pct_w_at_max" in row and str(best.get("hp_adaptive")) != "True":
-            row["pct_w_at_max"] = float("nan")  # raw weights are tracked but unused without adaptive w̃
+            for suffix in ("", "_min", "_max"):  # raw weights are tracked but unused without adaptive w̃
+                row[f"pct_w_at_max{suffix}"] = float("nan")
         row["L0_matched"] = bool(abs(best["L0"] - k) <= L0_TOLERANCE * k)
+        cov = coverage.get((dataset, family), {})
+        row["brackets_k"] = bool(cov.get("brackets", False))
+        row["coverage_missing"] = cov.get("missing", "no L0")
         out.append(row)
     table = pd.DataFrame(out)
     order = {f: i for i, f in enumerate(_families(rows, families))}
@@ -127,7 +167,14 @@ def write_table(table: pd.DataFrame, columns: Sequence[str], out_csv: str | Path
     write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
     cols = [c for c in columns if c in table.columns]
     header = [c + (arrow(METRICS[c].higher_is_better) if c in METRICS else "") for c in cols]
-    body = markdown_table(header, ([_fmt(r[c]) for c in cols] for _, r in table.iterrows()))
+
+    def cell(r: pd.Series, c: str) -> str:
+        # "mean [min, max]" over the selected run and its replicates (closest_to_k), when it has any
+        if f"{c}_min" in r.index and r.get("n_replicates", 1) > 1 and not pd.isna(r[c]):
+            return mean_range(r[c], r[f"{c}_min"], r[f"{c}_max"])
+        return _fmt(r[c])
+
+    body = markdown_table(header, ([cell(r, c) for c in cols] for _, r in table.iterrows()))
     write_text(out_md, (f"{title}\n\n" if title else "") + body + "\n")
 
 

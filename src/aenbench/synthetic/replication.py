@@ -20,7 +20,7 @@ from aenbench.metric_registry import column_list
 EXPORT_COLUMNS = [
     "dataset", "model", "reference_config", "family", "architecture", "params", "seed",
     *column_list("replication_export"),
-    "steps", "batch_size", "samples_seen", "train_seconds", "device", "git_commit", "sae_lens_version", "torch_version",
+    "steps", "batch_size", "samples_seen", "grad_clip", "train_seconds", "device", "git_commit", "sae_lens_version", "torch_version",
 ]
 
 

@@ -1,0 +1,169 @@
+"""The seed / teacher spread of a family's selected configuration (aenbench.synthetic.spread):
+selection, replicates, their leaderboard rows and the mean [min, max] of the closest-to-k table."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aenbench import leaderboard
+from aenbench.configcheck import spread_problems
+from aenbench.sweeps import replicate_of
+from aenbench.tables import grid_rows, replicates_of
+
+STEPS = 300
+
+
+@pytest.fixture(scope="module")
+def spread_run(tmp_path_factory):
+    from test_faults import job_args
+
+    from aenbench.synthetic.spread import spread_family
+    from aenbench.synthetic.track import make_teacher, train_family
+
+    root = tmp_path_factory.mktemp("spread")
+    args = job_args(root, steps=STEPS, every=0, engine="stacked")
+    spec = args["spec"]
+    teachers = {}
+    for dseed in (0, 1):
+        path = root / f"dict-d{dseed}.safetensors"
+        make_teacher({**spec, "dictionary_seed": dseed}, path, path.with_suffix(".json"))
+        teachers[dseed] = path
+    family = {"architecture": "aen", "fixed": {"adaptive": False, "l2_coefficient": 0.0}}
+    runs = [(f"l1_coefficient~{l1}_seed~0", {"l1_coefficient": l1, "seed": 0}) for l1 in (0.2, 0.05, 0.01, 0.002)]
+    spec = {k: v for k, v in spec.items() if k != "n_diagnostic_supports"}
+    kw = dict(dataset="rho0.5", family_name="L1", family=family, runs=runs, spec=spec, train=args["train"],
+              arch_defaults=args["arch_defaults"], device="cpu")
+    grid = train_family(dictionary_path=teachers[0], out_dir=args["out_dir"], **kw)
+    out = root / "results" / "synthetic" / "rho0.5" / "spread" / "L1"
+    spread_kw = dict(runs_dir=args["out_dir"], dictionary_path=teachers[0], teacher_paths={1: teachers[1]},
+                     out_dir=out, evaluation={"eval_samples": 256, "eval_seed": 123}, seeds=[1, 2],
+                     **{k: v for k, v in kw.items()})
+    spread_kw["train"] = {k: v for k, v in args["train"].items() if k not in ("eval_samples", "eval_seed", "seeds")}
+    selection = spread_family(**spread_kw)
+    return {"grid": grid, "selection": selection, "out": out, "runs_dir": Path(args["out_dir"]), "kw": spread_kw}
+
+
+def _flat(record):
+    return {k: v for group in record["eval_result_metrics"].values() for k, v in group.items()}
+
+
+def test_the_selected_configuration_is_the_grid_run_closest_to_k(spread_run):
+    k = 1
+    l0 = {r["sae_lens_id"]: _flat(r)["L0"] for r in spread_run["grid"]}
+    assert len(set(l0.values())) == len(l0)  # no tie to break in this grid
+    want = min(l0, key=lambda run: abs(l0[run] - k))
+    assert spread_run["selection"]["run_id"] == want
+    assert spread_run["selection"]["L0"] == pytest.approx(l0[want])
+    saved = json.loads((spread_run["out"] / "selection.json").read_text())
+    assert saved["run_id"] == want and len(saved["candidates"]) == 4
+
+
+def test_the_replicates_are_other_seeds_and_another_teacher(spread_run):
+    out, sel = spread_run["out"], spread_run["selection"]
+    seed_runs = sorted(p.name for p in (out / "seed" / "runs").iterdir() if (p / "metrics.json").exists())
+    assert seed_runs == sorted(sel["run_id"][:-len("seed~0")] + f"seed~{s}" for s in (1, 2))
+    records = {p.parent.name + "/" + p.parent.parent.parent.name: json.loads(p.read_text())
+               for p in out.glob("*/runs/*/metrics.json")}
+    assert len(records) == 3
+    seeds = sorted((r["run"]["seed"], r["run"]["teacher"]["dictionary_seed"]) for r in records.values())
+    assert seeds == [(0, 1), (1, 0), (2, 0)]
+    grid_record = next(r for r in spread_run["grid"] if r["sae_lens_id"] == sel["run_id"])
+    params = {r["run"]["hyperparameters"]["l1_coefficient"] for r in records.values()}
+    assert params == {grid_record["run"]["hyperparameters"]["l1_coefficient"]}
+    # another seed or another teacher gives another SAE: the spread is not a copy of the grid run
+    for record in records.values():
+        assert record["run"]["weights_sha256"] != grid_record["run"]["weights_sha256"]
+
+
+def test_a_rerun_trains_nothing(spread_run, caplog):
+    from aenbench.synthetic.spread import spread_family
+
+    import shutil
+    shutil.rmtree(spread_run["out"])  # Snakemake removes a directory output before it reruns the job
+    caplog.set_level("INFO", logger="aenbench.stages")
+    spread_family(**spread_run["kw"])
+    assert sum("not retrained" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_leaderboard_rows_carry_their_replicate(spread_run):
+    lb = leaderboard.combine([
+        leaderboard.build([spread_run["runs_dir"]], kind="family"),
+        leaderboard.build([spread_run["out"].parent], kind="family", replicates=True),
+    ])
+    assert len(lb) == 4 + 3
+    assert sorted(lb["replicate"]) == ["", "", "", "", "seed", "seed", "teacher"]
+    assert set(lb.loc[lb["replicate"] == "teacher", "teacher_dictionary_seed"]) == {1}
+    assert set(lb.loc[lb["replicate"] != "teacher", "teacher_dictionary_seed"]) == {0}
+    assert len(grid_rows(lb)) == 4
+    # the written CSV reads back the same split (an empty replicate becomes NaN in a CSV)
+    path = spread_run["out"].parent / "lb.csv"
+    leaderboard.write(lb, path)
+    back = leaderboard.read(path)
+    assert len(grid_rows(back)) == 4
+    sel = grid_rows(back)[grid_rows(back)["metrics_path"].str.contains(spread_run["selection"]["run_id"])].iloc[0]
+    assert len(replicates_of(back, sel)) == 4
+
+
+def test_closest_to_k_reports_mean_and_range_over_the_replicates(spread_run):
+    from aenbench.synthetic.figures import closest_to_k
+
+    lb = leaderboard.combine([
+        leaderboard.build([spread_run["runs_dir"]], kind="family"),
+        leaderboard.build([spread_run["out"].parent], kind="family", replicates=True),
+    ])
+    table = closest_to_k(lb, k=1)
+    assert len(table) == 1
+    row = table.iloc[0]
+    runs = lb[lb["params"] == row["config"]]
+    assert row["n_replicates"] == 4 and row["replicates"] == "seed seed teacher"
+    assert row["dead_pct"] == pytest.approx(runs["dead_pct"].mean())
+    assert row["EV_min"] == pytest.approx(runs["EV"].min()) and row["EV_max"] == pytest.approx(runs["EV"].max())
+    # without its replicates the same table is the grid run alone
+    alone = closest_to_k(grid_rows(lb), k=1).iloc[0]
+    assert alone["n_replicates"] == 1 and alone["config"] == row["config"]
+
+
+def test_replicate_labels_and_config_problems():
+    assert replicate_of(("L1", "seed", "runs", "r", "metrics.json")) == "seed"
+    assert replicate_of(("L1", "teacher-d3", "runs", "r", "metrics.json")) == "teacher"
+    with pytest.raises(ValueError, match="not inside a spread replicate folder"):
+        replicate_of(("L1", "runs", "r", "metrics.json"))
+    syn = {"families": ["L1"], "dictionary_seed": 0, "train": {"seeds": [0, 1]},
+           "spread": {"seeds": [1], "dictionary_seeds": [0], "families": ["AEN"]}}
+    problems = spread_problems(syn)
+    assert any("needs one grid seed" in p for p in problems)
+    assert any("synthetic.spread.seeds lists [1], already grid seeds" in p for p in problems)
+    assert any("dictionary_seeds lists 0, the grid's own teacher" in p for p in problems)
+    assert any("spread.families lists 'AEN'" in p for p in problems)
+    assert spread_problems({"families": ["L1"], "train": {"seeds": [0]},
+                            "spread": {"seeds": [1, 2], "dictionary_seeds": [1]}}) == []
+
+
+def test_the_dead_ev_figure_draws_the_spread_and_flags_coverage(spread_run, tmp_path, monkeypatch):
+    from aenbench.synthetic import figures
+
+    lb = leaderboard.combine([
+        leaderboard.build([spread_run["runs_dir"]], kind="family"),
+        leaderboard.build([spread_run["out"].parent], kind="family", replicates=True),
+    ])
+    drawn = {}
+    real = figures.plt.Axes.errorbar
+
+    def spy(ax, x, y, *args, **kw):
+        drawn.setdefault("bars", []).append((x[0], y[0]))
+        return real(ax, x, y, *args, **kw)
+
+    monkeypatch.setattr(figures.plt.Axes, "errorbar", spy)
+    for k, flagged in ((1, False), (1000, True)):  # no run reaches L0 ≥ 1000: the grid misses that end
+        drawn.clear()
+        out = tmp_path / f"k{k}.png"
+        figures.dead_ev_vs_l0(lb, k, out)
+        assert out.stat().st_size > 0
+        # k = 1: one diamond per panel for the family's selected run; k = 1000: the run closest to it is
+        # another configuration, which has no replicates, so no bars
+        assert len(drawn.get("bars", [])) == (0 if flagged else 2)
+        table = figures.closest_to_k(lb, k=k)
+        assert bool(table.iloc[0]["brackets_k"]) is not flagged
+        assert table.iloc[0]["coverage_missing"] == ("above" if flagged else "")
