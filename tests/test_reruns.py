@@ -1,8 +1,8 @@
 """Reruns: a no-op rerun leaves the leaderboard identical, removed runs leave it, and changing one
 family's (or variant's) config reruns only its subgraph. Also `snakemake --report`.
 
-Shares one smoke DAG run with test_compare.py (see `smoke_workdir` there); tests that change
-files work on a copy of it.
+Shares the session's one smoke DAG run (every track) with test_compare.py and
+test_workflow_e2e.py (see `smoke_workdir` there); tests that change files work on a copy of it.
 """
 
 import copy
@@ -24,7 +24,8 @@ def built():
 # the figures and tables drawn from the leaderboard (they redraw whenever it changes); no
 # ablation, teacher or other family's job is among them
 LEADERBOARD_VIEWS = {"figure_synthetic_dead_ev_vs_l0", "figure_synthetic_rho", "table_synthetic_closest_to_k",
-                     "figure_synthetic_stability", "figure_synthetic_adaptive_trace", "table_synthsae"}
+                     "figure_synthetic_stability", "figure_synthetic_adaptive_trace", "table_synthsae",
+                     "table_claims", "figure_llm_dead_ev_vs_l0", "table_llm_target_l0"}
 
 
 def planned_jobs(text):
@@ -59,7 +60,8 @@ def test_noop_rerun_leaves_the_leaderboard_identical(built, tmp_path):
     for p in outputs:
         assert (work / p).read_bytes() == before[p], p
     lb = pd.read_csv(work / "results" / "leaderboard.csv")
-    assert not lb.duplicated(["source", "track", "dataset", "family", "params", "seed"]).any()
+    # a replicate (seed / teacher) of a selected configuration is its own row
+    assert not lb.duplicated(["source", "track", "dataset", "family", "params", "seed", "replicate"]).any()
 
 
 def test_leaderboard_has_every_row_kind_and_column(built):
@@ -74,10 +76,13 @@ def test_leaderboard_has_every_row_kind_and_column(built):
         assert ours[column].notna().all(), column
     assert (ours["job_max_rss_mb"] > 0).all() and (ours["job_wall_s"] >= ours["train_seconds"]).all()
     # the job numbers are those of the family's benchmark file
-    row = ours[ours["family"] == "L1"].iloc[0]
+    # the spiked track's grid rows (replicates come from the spread job; the LLM and synthsae
+    # tracks have families of the same names)
+    grid = ours[ours["replicate"].isna() & (ours["track"] == "synthetic")]
+    row = grid[grid["family"] == "L1"].iloc[0]
     bench = pd.read_csv(workdir / "benchmarks" / "synthetic" / row["dataset"] / "train_L1.tsv", sep="\t")
     assert row["job_wall_s"] == pytest.approx(bench["s"].mean()) and row["job_max_rss_mb"] == pytest.approx(bench["max_rss"].max())
-    assert row["job_n_saes"] == (ours[(ours["family"] == "L1") & (ours["dataset"] == row["dataset"])]).shape[0]
+    assert row["job_n_saes"] == (grid[(grid["family"] == "L1") & (grid["dataset"] == row["dataset"])]).shape[0]
 
 
 def test_changing_one_family_grid_reruns_only_its_subgraph(built, tmp_path):
@@ -90,8 +95,9 @@ def test_changing_one_family_grid_reruns_only_its_subgraph(built, tmp_path):
     trained = sorted((w["dataset"], w["family"]) for r, w in jobs if r == "synthetic_train")
     assert trained == sorted((f"rho{rho}", "L1") for rho in cfg["synthetic"]["rhos"])
     # downstream of L1 only: the leaderboard, the variant's report (it compares with L1), the figure,
-    # provenance and the manifest; no teacher, no other family, no variant training
-    assert {r for r, _ in jobs} == {"synthetic_train", "synthetic_eval", "leaderboard", "compare_report",
+    # provenance and the manifest, and the spread job of each ρ (L1's selection may move; its store
+    # reuses the other families' replicates); no teacher, no other family, no variant training
+    assert {r for r, _ in jobs} == {"synthetic_train", "synthetic_eval", "synthetic_spread", "leaderboard", "compare_report",
                                     *LEADERBOARD_VIEWS, "provenance", "figures_all"}
 
 

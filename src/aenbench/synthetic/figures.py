@@ -114,7 +114,7 @@ def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = 
                  extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Per (dataset, family): the grid run whose L0 is closest to k (ties: the lower dead %;
     :func:`aenbench.tables.grid_rows`), with the T-syn columns, the stability columns when
-    present, an ``L0_matched`` flag (the selected run's |L0 − k| ≤ 25 % k,
+    present, the grid run's own ``L0_selected``, an ``L0_matched`` flag (its |L0 − k| ≤ 25 % k,
     :data:`aenbench.metric_registry.L0_TOLERANCE`) and the L0 coverage of the family's grid
     (``brackets_k``, ``coverage_missing``: :func:`aenbench.tables.l0_coverage`).
 
@@ -139,6 +139,7 @@ def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = 
         if "pct_w_at_max" in row and str(best.get("hp_adaptive")) != "True":
             for suffix in ("", "_min", "_max"):  # raw weights are tracked but unused without adaptive w̃
                 row[f"pct_w_at_max{suffix}"] = float("nan")
+        row["L0_selected"] = float(best["L0"])  # the grid run's own L0 (``L0`` is the mean over its replicates)
         row["L0_matched"] = bool(abs(best["L0"] - k) <= L0_TOLERANCE * k)
         cov = coverage.get((dataset, family), {})
         row["brackets_k"] = bool(cov.get("brackets", False))

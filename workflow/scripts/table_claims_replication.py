@@ -1,0 +1,24 @@
+from aenbench.jobs import setup_job
+
+setup_job(snakemake)  # noqa: F821
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from aenbench.claims import replication_scorecard, write_scorecard  # noqa: E402
+
+smk = snakemake  # noqa: F821
+ours = pd.read_csv(smk.input.ours)
+with open(smk.input.config) as f:
+    syn = yaml.safe_load(f)["synthetic"]
+k = syn["k"]
+table = replication_scorecard(ours, k)
+clipped = "grad_clip" not in ours.columns or ours["grad_clip"].isna().any()
+clip = ("gradient clip: sae-lens's fixed 1.0 (these rows predate train.max_grad_norm; the authors do not clip)"
+        if clipped else f"gradient clip: {', '.join(sorted(set(ours['grad_clip'].astype(str))))}")
+write_scorecard(table, smk.output.csv, smk.output.md,
+                title=(f"Claims of the paper, checked against our paper-scale replication (n = {syn['n']}, "
+                       f"m = {syn['m']}, k = {k}; AEN, ℓ1 and sae-lens TopK at the authors' reference "
+                       f"configurations, seeds {sorted(set(ours['seed']))}; {clip})"))
+with pd.option_context("display.max_colwidth", None, "display.width", 250):
+    print(table[["id", "claim", "verdict", "why"]].to_string(index=False))
