@@ -282,12 +282,24 @@ def train_stage(
             if run.run_id not in pending_ids:
                 say("%s %s: trained before (store %s); not retrained", label, run.run_id, entry.name)
             _link_tree(entry, tmp / run.run_id)
+            # The store entry is shared by every run with this fingerprint (the same weights),
+            # e.g. a family's grid point and an ablation arm with the same settings; the
+            # identity in this folder's training.json is this run's, not that of whichever job
+            # trained it first. Replace the hard link (never write through it into the store).
+            record = {**record, **_identity(run, family_name, family)}
+            (tmp / run.run_id / TRAINING).unlink()
+            write_json(tmp / run.run_id / TRAINING, record)
             records.append(record)
         write_json(tmp / INDEX, {"runs": [r.run_id for r in runs], "fingerprints": [r.fingerprint for r in runs]})
     shutil.rmtree(ckpt_root, ignore_errors=True)
     print(f"{label}: {n_trained} SAE(s) trained ({engine}), {len(runs) - len(pending)} reused from the store",
           file=sys.stderr)
     return records
+
+
+def _identity(run: Run, family_name: str, family: dict[str, Any]) -> dict[str, Any]:
+    """What names a trained run (not part of its fingerprint): its folder name, family and row."""
+    return {"run_id": run.run_id, "family": family_name, "family_definition": family, "row": run.row}
 
 
 def _store_trained(entry: Path, run: Run, res: Any, sae: Any, engine: dict[str, Any], label: str, family_name: str,
@@ -363,7 +375,15 @@ def trained_runs(trained_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
         index = json.loads((trained_dir / INDEX).read_text())
     except (OSError, ValueError) as err:
         raise StoreError(f"{trained_dir / INDEX}: unreadable ({err}); rerun the training job of {trained_dir}") from err
-    return [(trained_dir / r, verify_trained(trained_dir / r, fp)) for r, fp in zip(index["runs"], index["fingerprints"])]
+    out = []
+    for r, fp in zip(index["runs"], index["fingerprints"]):
+        record = verify_trained(trained_dir / r, fp)
+        if record.get("run_id") != r:
+            raise StoreError(f"{trained_dir / r / TRAINING} names run {record.get('run_id')!r}, not {r!r} (laid out "
+                             f"before the store's identity fix); rerun the training job of {trained_dir} "
+                             "(--forcerun: it reuses the stored weights)")
+        out.append((trained_dir / r, record))
+    return out
 
 
 def load_training_sae(trained: dict[str, Any], folder: Path, device: str) -> Any:
@@ -399,7 +419,10 @@ def evaluate_stage(
     :func:`aenbench.records.record_from_training`)."""
     store = Path(store_dir) if store_dir is not None else store_root(out_dir)
     items = trained_runs(trained_dir)
-    keys = {t["run_id"]: fingerprint({"weights": t["weights_sha256"], "trained": t["fingerprint"], **identity})
+    # the record names its run (eval_id, sae_lens_id, family, row), so a stored evaluation is
+    # reused only by the same run of the same family, never by another run with the same weights
+    keys = {t["run_id"]: fingerprint({"weights": t["weights_sha256"], "trained": t["fingerprint"], **identity,
+                                      "run": {k: t.get(k) for k in ("run_id", "family", "row")}})
             for _, t in items}
     todo = [(f, t) for f, t in items if not (store / "evals" / f"{keys[t['run_id']]}.json").exists()]
     fresh = evaluate(todo) if todo else {}
