@@ -4,6 +4,8 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import Paramspace, validate
 
@@ -183,3 +185,9 @@ def synthsae_arch_defaults():
     for arch, values in (config["synthsae"].get("arch_defaults") or {}).items():
         merged.setdefault(arch, {}).update(values)
     return merged
+
+def replication_scale():
+    """n, m, k of the paper-scale replication's teacher (configs/replication_synthetic.yaml)."""
+    with open(Path(workflow.basedir) / "configs" / "replication_synthetic.yaml") as f:
+        syn = yaml.safe_load(f)["synthetic"]
+    return {key: syn[key] for key in ("n", "m", "k")}

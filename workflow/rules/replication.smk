@@ -4,6 +4,7 @@
 REPLICATION = config.get("replication") or {}
 
 
+
 if REPLICATION:
 
     rule replication_export:

@@ -3,14 +3,12 @@ from aenbench.jobs import setup_job
 setup_job(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 
 from aenbench.claims import replication_scorecard, write_scorecard  # noqa: E402
 
 smk = snakemake  # noqa: F821
 ours = pd.read_csv(smk.input.ours)
-with open(smk.input.config) as f:
-    syn = yaml.safe_load(f)["synthetic"]
+syn = smk.params.scale
 k = syn["k"]
 table = replication_scorecard(ours, k)
 clipped = "grad_clip" not in ours.columns or ours["grad_clip"].isna().any()
