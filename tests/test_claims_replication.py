@@ -69,3 +69,12 @@ def test_the_committed_export_scores():
     table = replication_scorecard(pd.read_csv(REPO / "results" / "reference" / "replication_ours.csv"), K)
     assert list(table["id"]) == list(range(1, 8))
     assert set(table["verdict"]) <= {"holds", "does not hold", "inconclusive"}
+
+
+def test_clip_statement_names_the_clip_of_the_rows():
+    from aenbench.synthetic.replication import clip_statement
+
+    rows = export()
+    assert "fixed 1.0" in clip_statement(rows)                             # no grad_clip column: clipped
+    assert "fixed 1.0" in clip_statement(rows.assign(grad_clip=[None] + ["none"] * (len(rows) - 1)))
+    assert clip_statement(rows.assign(grad_clip="none")) == "gradient clip: none"

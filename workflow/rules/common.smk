@@ -186,6 +186,7 @@ def synthsae_arch_defaults():
         merged.setdefault(arch, {}).update(values)
     return merged
 
+
 def replication_scale():
     """n, m, k of the paper-scale replication's teacher (configs/replication_synthetic.yaml)."""
     with open(Path(workflow.basedir) / "configs" / "replication_synthetic.yaml") as f:

@@ -4,7 +4,6 @@
 REPLICATION = config.get("replication") or {}
 
 
-
 if REPLICATION:
 
     rule replication_export:

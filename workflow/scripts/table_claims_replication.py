@@ -5,15 +5,14 @@ setup_job(snakemake)  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from aenbench.claims import replication_scorecard, write_scorecard  # noqa: E402
+from aenbench.synthetic.replication import clip_statement  # noqa: E402
 
 smk = snakemake  # noqa: F821
 ours = pd.read_csv(smk.input.ours)
 syn = smk.params.scale
 k = syn["k"]
 table = replication_scorecard(ours, k)
-clipped = "grad_clip" not in ours.columns or ours["grad_clip"].isna().any()
-clip = ("gradient clip: sae-lens's fixed 1.0 (these rows predate train.max_grad_norm; the authors do not clip)"
-        if clipped else f"gradient clip: {', '.join(sorted(set(ours['grad_clip'].astype(str))))}")
+clip = clip_statement(ours)
 write_scorecard(table, smk.output.csv, smk.output.md,
                 title=(f"Claims of the paper, checked against our paper-scale replication (n = {syn['n']}, "
                        f"m = {syn['m']}, k = {k}; AEN, ℓ1 and sae-lens TopK at the authors' reference "

@@ -6,6 +6,7 @@ import pandas as pd  # noqa: E402
 
 from aenbench.io import write_text, write_with  # noqa: E402
 from aenbench.synthetic.figures import replication_markdown, replication_table  # noqa: E402
+from aenbench.synthetic.replication import clip_statement  # noqa: E402
 
 smk = snakemake  # noqa: F821
 ours = pd.read_csv(smk.input.ours)
@@ -14,10 +15,7 @@ write_with(smk.output.csv, lambda tmp: table.to_csv(tmp, index=False))
 meta = ours[["git_commit", "sae_lens_version", "torch_version", "device"]].drop_duplicates()
 provenance = "; ".join(f"commit {r.git_commit[:10]}, sae-lens {r.sae_lens_version}, torch {r.torch_version}, {r.device}"
                        for r in meta.itertuples())
-clips = sorted(set(ours["grad_clip"].dropna().astype(str))) if "grad_clip" in ours else []
-clip = (f"gradient clip: {', '.join(clips)}" if clips and ours["grad_clip"].notna().all() else
-        "gradient clip: sae-lens's fixed 1.0 (these rows predate train.max_grad_norm; the authors do not clip "
-        "synthetic runs and configs/replication_synthetic.yaml now says null: rerun it to replace them)")
+clip = clip_statement(ours)
 text = ("Paper-scale replication (n=256, m=1024, k=16, 50k steps × 256) at the reference configurations; "
         f"ours: mean [min, max] over seeds; {clip}. Runs: {provenance}.\n\n" + replication_markdown(table) + "\n")
 write_text(smk.output.md, text)

@@ -39,3 +39,13 @@ def export(leaderboard: pd.DataFrame, families: Mapping[str, Mapping[str, Any]],
     df = df[[c for c in EXPORT_COLUMNS if c in df.columns]].sort_values(["dataset", "model", "seed"])
     write_with(out_csv, lambda tmp: df.to_csv(tmp, index=False))
     return df
+
+
+def clip_statement(ours: pd.DataFrame) -> str:
+    """How the exported rows were clipped, for the captions of the tables built from them: the
+    ``grad_clip`` values, or sae-lens's fixed 1.0 when a row predates ``train.max_grad_norm``
+    (no ``grad_clip`` column, or an empty value)."""
+    if "grad_clip" in ours.columns and ours["grad_clip"].notna().all():
+        return f"gradient clip: {', '.join(sorted(set(ours['grad_clip'].astype(str))))}"
+    return ("gradient clip: sae-lens's fixed 1.0 (these rows predate train.max_grad_norm; the authors do not clip "
+            "synthetic runs and configs/replication_synthetic.yaml now says null: rerun it to replace them)")
