@@ -26,6 +26,12 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     "${pip[@]}" torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-"${pip[@]}" -e ".[test]"
+# pydantic: for sae-bench's result classes below (most envs have it already, through wandb)
+"${pip[@]}" -e ".[test]" "pydantic>=2.9.2,<3"
+# sae-bench's pydantic result classes (BaseEvalOutput, CoreEvalOutput), with which
+# tests/test_saebench_schema.py validates our JSONs: --no-deps, since sae-bench 0.6.0 pins numpy<2
+# and pulls sae-probes, openai, torchvision, ...; sae_bench.evals.base_eval_output and
+# sae_bench.evals.core.eval_output import nothing but pydantic (+2.7 MB, ≈ 1 s).
+"${pip[@]}" --no-deps "sae-bench==0.6.0"
 touch "$stamp"
 echo "install: done ($(.venv/bin/python -c 'import torch, sae_lens; print("torch", torch.__version__, "| sae-lens", sae_lens.__version__)'))"

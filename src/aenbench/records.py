@@ -1,17 +1,38 @@
 """The per-SAE result record, in SAEBench's layout, shared by every track.
 
-``eval_type_id``, ``eval_config``, ``eval_id``, flat ``eval_result_metrics`` groups,
-``eval_result_details``, ``sae_cfg_dict`` — plus a ``run`` block (track, dataset, family, seed,
-hyperparameters, budget, wall time, the engine that trained it, versions, git commit) that the
-leaderboard reads.
+``eval_type_id``, ``eval_config``, ``eval_id``, ``datetime_epoch_millis``, flat
+``eval_result_metrics`` groups, ``eval_result_details``, ``eval_result_unstructured``,
+``sae_bench_commit_hash``, ``sae_lens_*``, ``sae_cfg_dict`` (every field of SAEBench's
+``BaseEvalOutput``; ``tests/test_saebench_schema.py`` validates it with sae-bench's own class) —
+plus a ``run`` block (track, dataset, family, seed, hyperparameters, budget, wall time, the engine
+that trained it, versions, git commit) that the leaderboard reads.
+
+``sae_bench_commit_hash``: SAEBench writes the ``git rev-parse HEAD`` of the SAEBench checkout
+that ran the eval. No SAEBench code runs here, so the field names the producer instead:
+``aenbench@<commit>`` (:func:`sae_bench_commit_hash`), never a bare hash that could be taken for
+a SAEBench commit.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aenbench.provenance import git_commit, versions
 from aenbench.sweeps import params_label
+
+# Metric groups an evaluation hands over that are not leaderboard metrics: make_record moves them
+# from ``eval_result_metrics`` to ``eval_result_unstructured`` (SAEBench's field for outputs that
+# fit neither the metric groups nor the details). ``saebench_core``: the values of SAEBench's
+# core eval that only the SAEBench-layout ``core.json`` of an LLM SAE uses (aenbench.saebench).
+SAEBENCH_CORE_GROUP = "saebench_core"
+UNSTRUCTURED_GROUPS = (SAEBENCH_CORE_GROUP,)
+
+
+def sae_bench_commit_hash() -> str:
+    """What the record puts in SAEBench's ``sae_bench_commit_hash``: ``aenbench@<commit>`` (the
+    aenbench checkout that evaluated it, ``-dirty`` when modified; see the module docstring)."""
+    return f"aenbench@{git_commit()}"
 
 
 def make_record(
@@ -25,12 +46,16 @@ def make_record(
     run: dict[str, Any],
 ) -> dict[str, Any]:
     v = versions()
+    unstructured = {g: groups[g] for g in UNSTRUCTURED_GROUPS if g in groups}
     return {
         "eval_type_id": eval_type_id,
         "eval_config": eval_config,
         "eval_id": eval_id,
-        "eval_result_metrics": groups,
+        "datetime_epoch_millis": int(time.time() * 1000),  # when this evaluation ran
+        "eval_result_metrics": {g: m for g, m in groups.items() if g not in UNSTRUCTURED_GROUPS},
         "eval_result_details": [],
+        "eval_result_unstructured": unstructured or None,
+        "sae_bench_commit_hash": sae_bench_commit_hash(),
         "sae_lens_id": run_id,
         "sae_lens_release_id": "aenbench-local",
         "sae_lens_version": v["sae_lens"],

@@ -12,6 +12,10 @@ training mean (mean-ablation); position 0 and separators keep their clean activa
 ``sae_lens_convention=True`` instead mirrors ``sae_lens.evals.get_recons_loss`` (splice where
 the input is not a special token, zero-ablate everywhere), for the cross-check with
 ``sae_lens.evals.run_evals``.
+
+:func:`core_metrics` adds, under the record group ``saebench_core`` (moved by
+:func:`aenbench.records.make_record` into the record's ``eval_result_unstructured``), what
+SAEBench's ``core`` eval reports and the other groups do not: see :mod:`aenbench.saebench`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from aenbench import metrics as M
+from aenbench.records import SAEBENCH_CORE_GROUP
 
 
 def latent_stats(acts_BM: torch.Tensor) -> dict[str, float]:
@@ -54,8 +59,10 @@ def decoder_coherence(w_dec_MN: torch.Tensor) -> dict[str, float]:
     }
 
 
-def activation_metrics(sae: Any, x_BD: torch.Tensor, batch: int = 4096) -> dict[str, dict[str, float]]:
-    """EV, MSE, shrinkage, L0, entropy and coherence of a training-space SAE on normalised inputs."""
+def activation_metrics(sae: Any, x_BD: torch.Tensor, batch: int = 4096,
+                       input_norms_B: torch.Tensor | None = None) -> dict[str, dict[str, Any]]:
+    """EV, MSE, shrinkage, L0, entropy and coherence of a training-space SAE on normalised inputs,
+    and SAEBench ``core``'s own metrics (:func:`core_metrics`; ``input_norms_B``: see there)."""
     acts, recons = [], []
     with torch.no_grad():
         for s in range(0, len(x_BD), batch):
@@ -63,10 +70,82 @@ def activation_metrics(sae: Any, x_BD: torch.Tensor, batch: int = 4096) -> dict[
             acts.append(a.cpu())
             recons.append(sae.decode(a).cpu())
     acts_BM, xhat_BD = torch.cat(acts), torch.cat(recons)
-    groups = M.by_group(M.reconstruction_metrics(x_BD, xhat_BD))
+    groups: dict[str, dict[str, Any]] = M.by_group(M.reconstruction_metrics(x_BD, xhat_BD))
     groups["sparsity"] = {**M.sparsity_metrics(acts_BM), **latent_stats(acts_BM)}
     groups["dictionary"] = decoder_coherence(sae.W_dec.detach().cpu())
+    groups[SAEBENCH_CORE_GROUP] = core_metrics(x_BD, xhat_BD, acts_BM, sae.W_enc.detach().cpu(),
+                                               sae.W_dec.detach().cpu(), input_norms_B)
     return groups
+
+
+def max_other_cosine(vectors_FD: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Per row, the largest (signed) cosine to any other row: SAEBench core's
+    ``calculate_max_cosine_sim`` (on rows instead of columns), without the F × F matrix."""
+    unit = F.normalize(vectors_FD.double(), dim=-1)
+    out = torch.empty(len(unit), dtype=torch.float64)
+    for s in range(0, len(unit), chunk):
+        sims = unit[s:s + chunk] @ unit.T
+        rows = torch.arange(len(sims))
+        sims[rows, rows + s] = float("-inf")
+        out[s:s + chunk] = sims.max(dim=1).values
+    return out
+
+
+def core_metrics(x_BD: torch.Tensor, xhat_BD: torch.Tensor, acts_BM: torch.Tensor, w_enc_DM: torch.Tensor,
+                 w_dec_MD: torch.Tensor, input_norms_B: torch.Tensor | None = None) -> dict[str, Any]:
+    """SAEBench ``core``'s sparsity / variance / shrinkage / misc metrics of one SAE on the eval
+    activations, by the definitions of sae-lens 6.54's ``evals.get_sparsity_and_variance_metrics``
+    (which SAEBench's core eval copies; :mod:`aenbench.saebench` lists where SAEBench 0.6.0's copy
+    differs) and of SAEBench's ``calculate_misc_metrics``.
+
+    ``x_BD`` / ``xhat_BD`` are the SAE's input and output in training space (per-token norm √d).
+    With ``input_norms_B`` (each token's ℓ2 norm before that normalisation) the scale-dependent
+    values are computed at the model's scale, x·‖x_raw‖/√d and x̂·‖x_raw‖/√d: what the saved
+    inference SAE (``constant_norm_rescale``) reads and returns, and what SAEBench measures.
+    Without it they are in training space, and ``activation_space`` says so. Latent statistics
+    and weight cosines do not depend on the scale.
+    """
+    from sae_lens.evals import ExplainedVarianceCalculator
+
+    x, xh = x_BD.double(), xhat_BD.double()
+    space = "sae_input: per-token norm sqrt(d)"
+    if input_norms_B is not None:
+        scale_B = input_norms_B.double()[:, None] / x_BD.shape[-1] ** 0.5
+        x, xh, space = x * scale_B, xh * scale_B, "model: raw activations"
+    norm_in, norm_out = x.norm(dim=-1), xh.norm(dim=-1)
+    div = torch.where(norm_in.abs() < 1e-4, torch.ones_like(norm_in), norm_in)  # sae-lens's guard
+    resid_B = (x - xh).pow(2).sum(-1)
+    ev = ExplainedVarianceCalculator()
+    ev.add_batch(sae_output=xh, hidden_acts=x)
+    fires = acts_BM != 0
+    density_M = fires.double().mean(0)
+    total = density_M.sum()
+
+    def share_above(p: float) -> float:
+        return (density_M[density_M > p].sum() / total).item() if total > 0 else 0.0
+
+    return {
+        "activation_space": space,
+        "n_tokens": int(len(x)),
+        "explained_variance": float(ev.compute()),
+        "explained_variance_legacy": (1 - resid_B / (x - x.mean(0)).pow(2).sum(-1)).mean().item(),
+        "mse": resid_B.mean().item(),  # ‖x − x̂‖² summed over dimensions, mean over tokens
+        # cosine per token; a zero vector counts as cosine 0 (sae-lens divides by its norm: NaN)
+        "cossim": (F.normalize(x, dim=-1, eps=1e-12) * F.normalize(xh, dim=-1, eps=1e-12)).sum(-1).mean().item(),
+        "l2_norm_in": norm_in.mean().item(),
+        "l2_norm_out": norm_out.mean().item(),
+        "l2_ratio": (norm_out / div).mean().item(),
+        "relative_reconstruction_bias": (norm_out.pow(2).mean() / (x * xh).sum(-1).mean()).item(),
+        "l0": fires.double().sum(-1).mean().item(),
+        "l1": acts_BM.double().abs().sum(-1).mean().item(),
+        "frac_alive": (density_M > 0).double().mean().item(),
+        "freq_over_1_percent": (density_M > 0.01).double().mean().item(),
+        "freq_over_10_percent": (density_M > 0.1).double().mean().item(),
+        "normalized_freq_over_1_percent": share_above(0.01),
+        "normalized_freq_over_10_percent": share_above(0.1),
+        "average_max_encoder_cosine_sim": max_other_cosine(w_enc_DM.T).mean().item(),
+        "average_max_decoder_cosine_sim": max_other_cosine(w_dec_MD).mean().item(),
+    }
 
 
 def _masks(tokens_BT: torch.Tensor, separator_id: int, special_ids: list[int], sae_lens_convention: bool):

@@ -98,13 +98,17 @@ def evaluate_family(
     dataset = dataset_name(manifest["model"], manifest["hook"])
 
     def evaluate(items: list[tuple[Path, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
-        eval_x = normalise(load_split(acts_dir, "eval")["acts"])
+        raw_eval = load_split(acts_dir, "eval")["acts"]
+        eval_x = normalise(raw_eval)
+        # SAEBench core's scale-dependent metrics in the model's raw activation space
+        input_norms_B = raw_eval.float().norm(dim=-1)
         loaded = load_model(manifest["model"], resources_dir, device=device)
         tokens = load_file(str(Path(acts_dir) / "eval_contexts.safetensors"))["tokens"][: evaluation["ce_contexts"]].long()
         mean_D = load_file(str(Path(acts_dir) / "stats.safetensors"))["mean"]
         # activation metrics in training space (the training SAE, as trained); CE / KL through
         # the saved inference SAE, which normalises and inverts around the splice
-        groups = {t["run_id"]: activation_metrics(load_training_sae(t, f, device), eval_x) for f, t in items}
+        groups = {t["run_id"]: activation_metrics(load_training_sae(t, f, device), eval_x, input_norms_B=input_norms_B)
+                  for f, t in items}
         saes = {t["run_id"]: SAE.load_from_disk(str(f / "sae"), device=device) for f, t in items}
         down = downstream_metrics(loaded.bridge, saes, manifest["hook"], tokens.to(device),
                                   manifest["separator_token_id"], mean_D.to(device), evaluation["batch_contexts"])
