@@ -98,8 +98,12 @@ def test_compare_on_one_track_when_a_name_is_on_two(board, tmp_path):
     path = tmp_path / "two" / "leaderboard.csv"
     path.parent.mkdir()
     L.write(L.combine([lb, llm]), path)
-    code, _, err = run("compare", "A", "--file", path)
-    assert code == 2 and "--track" in err
+    code, out, _ = run("compare", "A", "--file", path)  # one comparison per track
+    assert code == 0 and "=== track llm ===" in out and "=== track synthetic ===" in out
+    llm_part = out.split("=== track synthetic ===")[0]
+    assert "model:hook" in llm_part and "rho0.5" not in llm_part
+    code, _, err = run("compare", "A", "--file", path, "--format", "csv")
+    assert code == 2 and "--track" in err  # one CSV holds one track's comparison
     code, out, _ = run("compare", "A", "--file", path, "--track", "llm", "--metrics", "EV", "--format", "csv")
     t = as_frame(out)
     assert set(t["dataset"]) == {"model:hook"} and set(t["family"]) == {"B"}
@@ -128,3 +132,19 @@ def test_console_script(board):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     assert "rho0.0" in proc.stdout and "2 of 2 rows" in proc.stdout
+
+
+def test_chosen_columns_keep_what_tells_rows_apart_and_limit_must_be_positive(board):
+    code, out, _ = run("leaderboard", "--file", board, "--columns", "family", "L0", "--format", "csv")
+    df = as_frame(out)
+    # source and dataset differ between the rows, so they are shown; track (one value) is not
+    assert code == 0 and list(df.columns) == ["source", "dataset", "family", "L0"]
+    code, out, _ = run("leaderboard", "--file", board, "--columns", "family", "L0")
+    assert "also shown: source, dataset" in out
+    code, _, err = run("leaderboard", "--file", board, "--limit", "-3")
+    assert code == 2 and "--limit -3" in err
+
+
+def test_single_seed_verdicts_carry_a_caveat(board):
+    code, out, _ = run("compare", "V", "--file", board)
+    assert code == 0 and "2 of 2 matches rest on a single seed" in out

@@ -171,3 +171,25 @@ def test_l0_coverage_flags_a_family_that_does_not_bracket_k():
     with pytest.raises(ValueError, match="expected one teacher_k"):
         l0_coverage(pd.concat([rows, pd.DataFrame([{"dataset": "rho0.5", "family": "L1", "teacher_k": 8,
                                                      "L0": 1.0}])]))
+
+
+def test_params_label_names_every_hyperparameter_that_tells_runs_apart():
+    from aenbench.leaderboard import params_label
+
+    aen = {"adaptive": True, "l1_coefficient": 0.04, "l2_coefficient": 0.002, "gamma": 1.0, "beta": 0.9, "p": 0.05,
+           "w_max": 10.0, "warmup_steps": 60}
+    l1 = {**aen, "adaptive": False, "l2_coefficient": 0.0}
+    assert params_label(aen, "l1=0.04") == "l1=0.04 l2=0.002 gamma=1 beta=0.9 p=0.05"
+    assert params_label({**aen, "l2_coefficient": 0.0}, "l1=0.04") == "l1=0.04 gamma=1 beta=0.9 p=0.05"  # AL
+    assert params_label({**l1, "l2_coefficient": 0.002}, "l1=0.04") == "l1=0.04 l2=0.002"  # EN
+    assert params_label(l1, "l1=0.04") == "l1=0.04"  # ℓ1
+    assert params_label(l1, "l1=0.04 warmup_steps=60") == "l1=0.04 warmup_steps=60"  # a swept key is always named
+    assert params_label({"k": 4, "aux_loss_coefficient": 0.0}, "k=4") == "k=4 aux=0"
+
+
+def test_scale_label_per_track():
+    from aenbench.leaderboard import scale_label
+
+    assert scale_label("synthetic", "rho0.5", {"n": 16, "m": 64, "k": 1}, 300, 64) == "n=16 m=64 k=1; 300×64"
+    assert scale_label("synthsae", "s", {"num_features": 128, "hidden_dim": 16}, 200, 64) == "F=128 d=16; 200×64"
+    assert scale_label("llm", "smollm2-135m:blocks.3.hook_resid_post", None, 40, 256) == "smollm2-135m; 10,240 tokens"

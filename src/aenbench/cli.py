@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_FILE = "results/leaderboard.csv"
+# the columns that tell rows apart; `--columns` without them gets those that differ between the shown rows
+IDENTITY_COLUMNS = ["source", "track", "dataset", "scale"]
 DEFAULT_COLUMNS = [
-    "source", "kind", "track", "dataset", "family", "params", "seed",
+    "source", "kind", "track", "dataset", "scale", "family", "params", "seed",
     *R.column_list("cli"), "train_seconds", "job_wall_s", "job_max_rss_mb",
 ]
 
@@ -83,7 +85,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
     for column, values in [("track", args.track), ("dataset", args.dataset), ("family", args.family),
                            ("source", args.source), ("kind", args.kind)]:
         lb = _filter(lb, column, _split(values))
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit {args.limit}: give a positive number of rows")
     columns = _split(args.columns) or [c for c in DEFAULT_COLUMNS if c in lb.columns]
+    added = []
+    if args.columns:
+        added = [c for c in IDENTITY_COLUMNS
+                 if c in lb.columns and c not in columns and lb[c].astype(str).nunique() > 1]
+        columns = [*added, *columns]
     if args.all_columns:
         columns = list(lb.columns)
     if args.sort:
@@ -101,18 +110,41 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
     arrow = {True: " (↑ better, highest first)", False: " (↓ better, lowest first)"}
     if args.sort and args.ascending is None:
         note += arrow.get(directions.get(args.sort), "")
+    if added:
+        note += f"; also shown: {', '.join(added)}, which differ between the rows"
+    if "scale" in lb.columns and lb["scale"].astype(str).nunique() > 1 and "scale" not in columns:
+        note += "; the rows are at several scales (column scale)"
     return _render(shown, args.format) + ("" if args.format == "csv" else f"\n\n{note}")
 
 
 def cmd_compare(args: argparse.Namespace) -> str:
-    from aenbench.compare import matching as C
-    from aenbench.compare import report
-
     lb, directions = load(args.file)
     lb = _filter(lb, "track", _split(args.track))
     tracks = sorted(lb.loc[(lb["family"] == args.name) & (lb["source"] == "ours"), "track"].unique())
-    if len(tracks) > 1:
-        raise CLIError(f"{args.name!r} has rows on several tracks ({', '.join(tracks)}); pick one with --track")
+    if not tracks:
+        known = sorted(lb.loc[lb["source"] == "ours", "family"].dropna().unique())
+        raise CLIError(f"no rows of our own for {args.name!r}; families and variants: {', '.join(known)}")
+    if len(tracks) == 1:
+        return _compare_track(args, lb, directions)
+    if args.format == "csv":
+        raise CLIError(f"{args.name!r} has rows on several tracks ({', '.join(tracks)}); "
+                       "--format csv compares one track: pick it with --track")
+    parts = []
+    for track in tracks:
+        try:
+            body = _compare_track(args, lb[lb["track"] == track], directions)
+        except CLIError as err:
+            body = f"(nothing to compare: {err})"
+        head = f"## track {track}" if args.format == "markdown" else f"=== track {track} ==="
+        parts.append(f"{head}\n\n{body}")
+    return "\n\n".join(parts)
+
+
+def _compare_track(args: argparse.Namespace, lb: pd.DataFrame, directions: dict[str, bool | None]) -> str:
+    """The comparison of ``args.name`` on one track's rows ``lb``."""
+    from aenbench.compare import matching as C
+    from aenbench.compare import report
+
     metrics = _split(args.metrics) or [m for m in R.column_list("compare_report") if m in lb.columns]
     unknown = [m for m in metrics if m not in lb.columns]
     if unknown:
@@ -146,6 +178,11 @@ def cmd_compare(args: argparse.Namespace) -> str:
     lines += [f"matched L0: the other family's config with the closest seed-mean L0 on the same dataset; "
               f"⚠ = more than {args.l0_tolerance:.0%} away (no verdict). Verdict: outside the family config's "
               "[min, max] over seeds, by the metric's direction."]
+    single = int(((table["variant_n_seeds"] <= 1) | (table["family_n_seeds"] <= 1)).sum())
+    if single:
+        lines += [f"⚠ {single} of {len(table)} matches rest on a single seed on one side: there the spread is one "
+                  "value, so any difference reads better or worse. A reading aid, not a significance test; "
+                  "train more seeds (train.seeds) or use the spread replicates for a verdict beyond seed noise."]
     return "\n".join(lines)
 
 
@@ -179,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="filter and sort the leaderboard",
                         description="Print leaderboard rows. Filters take one or more values (A B or A,B).")
     common(lb)
-    lb.add_argument("--track", nargs="+", help="synthetic, llm")
+    lb.add_argument("--track", nargs="+", help="synthetic, synthsae or llm")
     lb.add_argument("--dataset", nargs="+", help="e.g. rho0.5")
     lb.add_argument("--family", nargs="+", help="family or variant names, e.g. AEN TopK")
     lb.add_argument("--source", nargs="+", help="ours or paper")
@@ -199,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
                                     "the family config's seed spread). Our own rows only.")
     common(cp)
     cp.add_argument("name", help="a family or variant of the leaderboard, e.g. AEN or L1-resample")
-    cp.add_argument("--track", nargs="+", help="synthetic or llm (needed when NAME is on both)")
+    cp.add_argument("--track", nargs="+", help="synthetic, synthsae or llm (default: every track NAME has rows "
+                                               "on, one comparison per track)")
     cp.add_argument("--against", nargs="+", help="families to compare with (default: every other family of the track)")
     cp.add_argument("--dataset", nargs="+", help="datasets to compare on (default: all of NAME's)")
     cp.add_argument("--metrics", nargs="+", help=f"metrics (default: {' '.join(R.column_list('compare_report'))})")

@@ -1,11 +1,59 @@
-"""Set-up shared by the Snakemake job scripts: one torch thread per job and logs to the rule's log."""
+"""Set-up shared by the Snakemake job scripts: one torch thread per job, logs to the rule's log,
+and what the terminal sees.
+
+The terminal (the stderr Snakemake gave the job) gets one summary line per SAE (the
+:data:`SUMMARY_LOGGER` lines: trained, evaluated, harvested) from every job. A job that holds the
+workflow's terminal lock (``.snakemake/aenbench-terminal.lock``; the first job to start while no
+other holds it, so always a job run on its own) also shows its progress bars, ETA included, and
+its log lines there, when that stderr is a terminal. Everything still goes to the rule's log.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+SUMMARY_LOGGER = "aenbench.summary"
+TERMINAL_LOCK = Path(".snakemake") / "aenbench-terminal.lock"
+_lock: IO[str] | None = None  # held for the job's lifetime
+
+
+class _Tee:
+    """A text stream that writes to the log file and to the terminal (progress bars included)."""
+
+    def __init__(self, log: IO[str], terminal: IO[str]):
+        self.log, self.terminal = log, terminal
+
+    def write(self, text: str) -> int:
+        self.terminal.write(text)
+        return self.log.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.terminal.flush()
+
+    def isatty(self) -> bool:  # tqdm draws its bar (with ETA) when this is a terminal
+        return self.terminal.isatty()
+
+    def fileno(self) -> int:
+        return self.log.fileno()
+
+
+def _take_terminal() -> bool:
+    """True when this job got the workflow's terminal lock (non-blocking; released at exit)."""
+    global _lock
+    try:
+        TERMINAL_LOCK.parent.mkdir(exist_ok=True)
+        handle = open(TERMINAL_LOCK, "a")  # noqa: SIM115 - held until the job exits
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    _lock = handle
+    return True
 
 
 def setup_job(smk: Any, torch: bool = False) -> None:
@@ -21,7 +69,34 @@ def setup_job(smk: Any, torch: bool = False) -> None:
         import torch as _torch
 
         _torch.set_num_threads(int(threads))
+    terminal = sys.stderr
     if smk.log:
-        stream = open(smk.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+        stream: IO[str] = open(smk.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+        if terminal.isatty() and _take_terminal():
+            stream = _Tee(stream, terminal)  # type: ignore[assignment]
+            terminal = None  # type: ignore[assignment]  # it sees everything already
         sys.stdout = sys.stderr = stream
+    else:
+        terminal = None  # type: ignore[assignment]  # no log: stderr is the terminal
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    summary = logging.getLogger(SUMMARY_LOGGER)
+    for handler in [h for h in summary.handlers if getattr(h, "aenbench_terminal", False)]:
+        summary.removeHandler(handler)
+    if terminal is not None:
+        handler = logging.StreamHandler(terminal)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.aenbench_terminal = True  # type: ignore[attr-defined]
+        summary.addHandler(handler)
+
+
+def progress(iterable: Sequence[Any], desc: str) -> Any:
+    """A bar with an ETA when the job's stderr is a terminal (see the module's docstring);
+    otherwise nothing (the summary lines tell)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit="sae", disable=None)
+
+
+def summarise(msg: str, *args: Any) -> None:
+    """One summary line (per SAE, per harvest) for the log and the terminal."""
+    logging.getLogger(SUMMARY_LOGGER).info(msg, *args)

@@ -32,7 +32,7 @@ from aenbench import metric_registry as R
 from aenbench.io import write_text, write_with
 from aenbench.sweeps import replicate_of
 
-KEY_COLUMNS = ["track", "dataset", "family", "architecture", "params", "seed"]
+KEY_COLUMNS = ["track", "dataset", "scale", "family", "architecture", "params", "seed"]
 SORT_COLUMNS = ["source", *KEY_COLUMNS]
 REQUIRED_COLUMNS = [*KEY_COLUMNS, *R.column_list("leaderboard"), "train_seconds", "sae_lens_version", "git_commit"]
 PROVENANCE_COLUMNS = [
@@ -57,14 +57,74 @@ def find_metric_files(roots: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+def scale_label(track: str, dataset: str, teacher: dict[str, Any] | None, steps: Any, batch_size: Any) -> str:
+    """The scale a row was made at, so that rows at different scales never sort together unmarked:
+    ``n=16 m=64 k=1; 300×64`` (spiked teacher n, m, k; steps × batch), ``F=128 d=16; 200×64``
+    (sae_lens.synthetic teacher: features, hidden dim), ``smollm2-135m; 10,240 tokens`` (LLM: the
+    model and the training tokens, steps × batch)."""
+    teacher = teacher or {}
+    budget = f"{int(steps)}×{int(batch_size)}" if _known(steps) and _known(batch_size) else "budget unknown"
+    if track == "llm":
+        tokens = f"{int(steps) * int(batch_size):,} tokens" if _known(steps) and _known(batch_size) else budget
+        return f"{str(dataset).split(':')[0]}; {tokens}"
+    if all(key in teacher for key in ("n", "m", "k")):
+        return f"n={int(teacher['n'])} m={int(teacher['m'])} k={int(teacher['k'])}; {budget}"
+    if "num_features" in teacher and "hidden_dim" in teacher:
+        return f"F={int(teacher['num_features'])} d={int(teacher['hidden_dim'])}; {budget}"
+    return budget
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+# the paper's short hyperparameter names (``l1=1e-3``) → ours; the labels below use the same
+_PAPER_HP = {"l1": "l1_coefficient", "l2": "l2_coefficient", "gamma": "gamma", "beta": "beta", "p": "p", "k": "k",
+             "aux": "aux_loss_coefficient", "l0": "l0_coefficient"}
+_SHORT_HP = {v: k for k, v in _PAPER_HP.items()}
+# the objective's hyperparameters a row's label names whenever the run has them and they act
+LABEL_HP = ("l1_coefficient", "l2_coefficient", "gamma", "beta", "p", "k", "aux_loss_coefficient", "l0_coefficient")
+ADAPTIVE_HP = ("gamma", "beta", "p")
+
+
+def params_label(hyperparameters: dict[str, Any], swept: str = "") -> str:
+    """The hyperparameters that tell a run apart, as the leaderboard's ``params``, e.g.
+    ``l1=0.04 l2=0.002 gamma=1 beta=0.9 p=0.05`` for an AEN run whose grid swept only λ₁:
+    λ₁; λ₂ when non-zero; γ, β, p when the weights are adaptive; k; the AuxK coefficient; the
+    JumpReLU L0 coefficient (those of :data:`LABEL_HP` the run has), then every other key the
+    run's swept label ``swept`` names (``aenbench.sweeps.params_label``, e.g. ``l1=0.04``), in its
+    order. So ℓ1 (``l1=0.04``), EN (``l1=0.04 l2=0.002``), AL and AEN rows of one λ₁ differ."""
+    hp = hyperparameters or {}
+    swept_keys = [_PAPER_HP.get(t.partition("=")[0], t.partition("=")[0]) for t in str(swept or "").split()]
+
+    def acts(key: str) -> bool:
+        if key in swept_keys:
+            return True
+        if key == "l2_coefficient":
+            return bool(hp[key])
+        return bool(hp.get("adaptive")) if key in ADAPTIVE_HP else True
+
+    keys = [k for k in LABEL_HP if k in hp and acts(k)]
+    keys += [k for k in swept_keys if k in hp and k not in keys]
+    return " ".join(f"{_SHORT_HP.get(k, k)}={_label_value(hp[k])}" for k in keys) or str(swept or "")
+
+
+def _label_value(value: Any) -> str:
+    """``1.0`` → ``1``, ``0.0001`` → ``0.0001``: numbers as short as they are exact."""
+    return format(value, ".12g") if isinstance(value, float) else str(value)
+
+
 def row_from_record(record: dict[str, Any], path: Path | None = None, kind: str = "family") -> dict[str, Any]:
     run = record["run"]
+    teacher = run.get("teacher") if isinstance(run.get("teacher"), dict) else None
     row: dict[str, Any] = {
         "track": run["track"],
         "dataset": run["dataset"],
+        "scale": scale_label(run["track"], run["dataset"], teacher, run.get("steps"), run.get("batch_size")),
         "family": run["family"],
         "architecture": run["architecture"],
-        "params": run["params"],
+        "params": params_label(run.get("hyperparameters", {}), run["params"]),
+        "swept": run["params"],
         "seed": run["seed"],
     }
     for group in record["eval_result_metrics"].values():
@@ -88,8 +148,7 @@ def row_from_record(record: dict[str, Any], path: Path | None = None, kind: str 
         "device": run.get("device"),
         "metrics_path": str(path) if path else "",
     })
-    teacher = run.get("teacher")
-    if isinstance(teacher, dict):
+    if teacher is not None:
         for key in ("n", "m", "k", "rho", "dictionary_seed"):
             if key in teacher:
                 row[f"teacher_{key}"] = teacher[key]
@@ -146,9 +205,6 @@ def build(
 
 # --------------------------------------------------------------------------- the paper's rows
 
-_PAPER_HP = {"l1": "l1_coefficient", "l2": "l2_coefficient", "gamma": "gamma", "beta": "beta", "p": "p", "k": "k"}
-
-
 def parse_paper_config(config: str) -> dict[str, Any]:
     """``"l1=1e-3 l2=5e-4 gamma=1"`` → ``{"hp_l1_coefficient": 0.001, ...}``; ``no-aux`` → aux 0."""
     out: dict[str, Any] = {}
@@ -178,6 +234,8 @@ def paper_rows(reference_dir: str | Path) -> pd.DataFrame:
             row: dict[str, Any] = {
                 "track": meta["track"],
                 "dataset": meta["dataset"].format(**record),
+                "scale": scale_label(meta["track"], meta["dataset"].format(**record), meta.get("teacher"),
+                                     meta["steps"], meta["batch_size"]),
                 "family": record["model"],
                 "architecture": "",
                 "params": record["config"],

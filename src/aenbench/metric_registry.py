@@ -135,7 +135,11 @@ COLUMNS: dict[str, str] = {
     "dataset": "synthetic: rho<ρ> (coherence of the spiked teacher); llm: model:hook",
     "family": "family or variant name from the config (paper rows: the paper's model name)",
     "architecture": "sae-lens architecture the SAE was trained as (empty for paper rows)",
-    "params": "short label of the swept hyperparameters",
+    "scale": "the scale the row was made at: synthetic n=<n> m=<m> k=<k>; <steps>×<batch> (synthsae: F=<features> "
+             "d=<hidden dim>; llm: <model>; <training tokens>); rows of one dataset at different scales sort apart",
+    "params": "the hyperparameters that tell the run apart: λ₁ (l1), λ₂ (l2) when non-zero, γ, β, p when adaptive, k, "
+              "the AuxK (aux) and JumpReLU L0 (l0) coefficients, and every swept key (paper rows: the paper's config)",
+    "swept": "the swept values of the run's grid point alone (its run folder's label)",
     "seed": "training seed (empty for paper rows that are means over seeds)",
     "source": "ours (trained by this workflow) or paper (the authors' reference numbers)",
     "kind": "family (a leaderboard family) or variant (an entry of the config's variants:); "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from aenbench.io import atomic_dir, write_json
+from aenbench.jobs import progress, summarise
 from aenbench.llm.resources import sha256_file
 from aenbench.provenance import git_commit, versions
 from aenbench.sweeps import run_hyperparameters, train_settings
@@ -111,16 +112,9 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def progress(iterable: Sequence[Any], desc: str) -> Any:
-    """A bar with an ETA when the job runs on a terminal; otherwise nothing (the log lines tell)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, unit="sae", disable=None)
-
-
 def say(msg: str, *args: Any) -> None:
-    """One line per SAE, in the job's log (the job's summary line goes to stderr, also the log)."""
-    log.info(msg, *args)
+    """One line per SAE, in the job's log and on the terminal (:func:`aenbench.jobs.summarise`)."""
+    summarise(msg, *args)
 
 
 # --------------------------------------------------------------------------- training

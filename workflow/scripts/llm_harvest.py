@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from aenbench.jobs import setup_job
+from aenbench.jobs import setup_job, summarise
 
 setup_job(snakemake, torch=True)  # noqa: F821
 
@@ -22,3 +22,7 @@ spec = HarvestSpec(
 )
 manifest = harvest(loaded, spec, Path(smk.output.manifest).parent, smk.params.resources_dir)
 print({k: manifest[k] for k in ("count", "excluded_norms", "tokens_per_second")})
+norms = manifest["excluded_norms"]
+summarise("harvest %s %s: %d train + %d eval tokens kept; mean norm %.1f (position 0: %.1f×, separators: %.2f×, "
+          "excluded); %.0f tokens/s", llm["model"], llm["hook"], manifest["count"]["train"], manifest["count"]["eval"],
+          norms["kept"], norms["position0_over_kept"], norms["separator_over_kept"], manifest["tokens_per_second"])
