@@ -42,6 +42,10 @@ class _Tee:
     def fileno(self) -> int:
         return self.log.fileno()
 
+    @property
+    def encoding(self) -> str:  # tqdm draws unicode blocks for a UTF-8 terminal
+        return getattr(self.terminal, "encoding", None) or "utf-8"
+
 
 def _take_terminal() -> bool:
     """True when this job got the workflow's terminal lock (non-blocking; released at exit)."""
