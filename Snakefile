@@ -25,6 +25,7 @@ include: "workflow/rules/leaderboard.smk"
 include: "workflow/rules/ablations.smk"
 include: "workflow/rules/replication.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -216,12 +216,15 @@ LEADERBOARD_VIEWS = Counter({
     "table_synthetic_closest_to_k": 2, "figure_synthetic_stability": 1, "figure_synthetic_adaptive_trace": 1,
     "table_synthsae": 1, "figure_llm_dead_ev_vs_l0": 1, "table_llm_target_l0": 1, "provenance": 1,
     "figures_all": 1, "table_claims": 1,
+    # the report's HTML renderings of those tables (workflow/rules/report.smk)
+    "html_leaderboard": 1, "html_synthetic_closest_to_k": 2, "html_synthsae": 1, "html_llm_target_l0": 1,
+    "html_provenance_versions": 1,
 })
 RERUN_MATRIX = {
     "add a synthetic grid point": (
         {"families": {"L1": {"grid": {"l1_coefficient": [0.08, 0.02, 0.01]}}}},
         # the spread job of each ρ reads L1's evaluated grid (its selection may change)
-        Counter({"synthetic_train": 2, "synthetic_eval": 2, "synthetic_spread": 2, "compare_report": 1})
+        Counter({"synthetic_train": 2, "synthetic_eval": 2, "synthetic_spread": 2, "compare_report": 1, "html_compare": 1})
         + LEADERBOARD_VIEWS,
     ),
     "add an LLM grid point": (
@@ -231,12 +234,13 @@ RERUN_MATRIX = {
     "change an evaluation setting": (
         {"synthetic": {"train": {"eval_samples": 1024}}},
         Counter({"synthetic_eval": 20, "synthetic_spread": 2, "variant_eval": 2, "ablation_eval": 1,
-                 "ablation_summary": 1, "compare_report": 1}) + LEADERBOARD_VIEWS,
+                 "ablation_summary": 1, "compare_report": 1, "html_compare": 1}) + LEADERBOARD_VIEWS,
     ),
     "change a figure setting": (
         {"figures": {"llm_target_l0": [16, 64]}},
         # provenance writes the resolved config, so every config edit redoes it
-        Counter({"table_llm_target_l0": 1, "provenance": 1, "figures_all": 1}),
+        Counter({"table_llm_target_l0": 1, "html_llm_target_l0": 1, "provenance": 1, "html_provenance_versions": 1,
+                 "figures_all": 1}),
     ),
     "change the harvest settings": (
         {"llm": {"harvest": {"train_contexts": 40}}},
@@ -244,13 +248,14 @@ RERUN_MATRIX = {
     ),
     "change one ablation arm": (
         {"ablations": {"warmup": {"arms": {"T_w=0": {"warmup_steps": 10}, "T_w=60": {}}}}},
-        Counter({"ablation_train": 1, "ablation_eval": 1, "ablation_summary": 1, "provenance": 1, "figures_all": 1}),
+        Counter({"ablation_train": 1, "ablation_eval": 1, "ablation_summary": 1, "provenance": 1,
+                 "html_provenance_versions": 1, "figures_all": 1}),
     ),
     "add a variant": (
         {"variants": {"L1-resample-b": {"plugin": "examples/l1_resample.py", "architecture": "l1_resample",
                                         "fixed": {"resample_every": 60, "resample_until": 240},
                                         "grid": {"l1_coefficient": [0.64]}, "compare": {"families": ["L1"]}}}},
-        Counter({"variant_train": 2, "variant_eval": 2, "compare_report": 1}) + LEADERBOARD_VIEWS,
+        Counter({"variant_train": 2, "variant_eval": 2, "compare_report": 1, "html_compare": 1}) + LEADERBOARD_VIEWS,
     ),
 }
 

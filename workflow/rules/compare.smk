@@ -85,12 +85,7 @@ rule compare_report:
             category="Variants",
             subcategory="{variant}",
         ),
-        csv=report(
-            "results/compare/{variant}.csv",
-            caption="../report/compare_csv.rst",
-            category="Variants",
-            subcategory="{variant}",
-        ),
+        csv="results/compare/{variant}.csv",
         png=report(
             "figures/compare/{variant}_pareto.png",
             caption="../report/compare_pareto.rst",

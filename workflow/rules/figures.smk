@@ -24,11 +24,7 @@ rule table_synthetic_teacher:
             "results/synthetic/{dataset}/teacher/diagnostics.json", dataset=SYN_DATASETS
         ),
     output:
-        csv=report(
-            "figures/tables/synthetic_teacher_diagnostics.csv",
-            caption="../report/synthetic_teacher_diagnostics.rst",
-            category="Synthetic",
-        ),
+        csv="figures/tables/synthetic_teacher_diagnostics.csv",
     log:
         "logs/figures/synthetic_teacher_diagnostics.log",
     conda:
@@ -62,12 +58,7 @@ rule table_synthetic_closest_to_k:
     input:
         leaderboard="results/leaderboard.csv",
     output:
-        csv=report(
-            "figures/tables/synthetic/{dataset}_closest_to_k.csv",
-            caption="../report/synthetic_closest_to_k.rst",
-            category="Synthetic",
-            subcategory="{dataset}",
-        ),
+        csv="figures/tables/synthetic/{dataset}_closest_to_k.csv",
         md="figures/tables/synthetic/{dataset}_closest_to_k.md",
     params:
         k=SYN.get("k"),
@@ -128,11 +119,7 @@ rule table_synthetic_replication:
         ours=str(Path(workflow.basedir) / "results" / "reference" / "replication_ours.csv"),
         paper=str(Path(workflow.basedir) / "results" / "reference" / "paper" / "reference_synthetic_v1.csv"),
     output:
-        csv=report(
-            "figures/tables/synthetic_replication.csv",
-            caption="../report/synthetic_replication.rst",
-            category="Synthetic",
-        ),
+        csv="figures/tables/synthetic_replication.csv",
         md="figures/tables/synthetic_replication.md",
     log:
         "logs/figures/synthetic_replication.log",
@@ -207,6 +194,7 @@ ALL_ARTEFACTS = [
     *LLM_ARTEFACTS,
     *PROVENANCE_ARTEFACTS,
     *COMPARE_ARTEFACTS,
+    *REPORT_TABLE_HTML,
 ]
 
 

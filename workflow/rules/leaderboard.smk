@@ -27,11 +27,7 @@ rule leaderboard:
         variant_benchmarks=VARIANT_BENCHMARKS,
         reference=PAPER_REFERENCE,
     output:
-        csv=report(
-            "results/leaderboard.csv",
-            caption="../report/leaderboard.rst",
-            category="Leaderboard",
-        ),
+        csv="results/leaderboard.csv",
         metrics=report(
             "results/metrics.yaml",
             caption="../report/metrics.rst",

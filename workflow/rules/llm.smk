@@ -187,11 +187,7 @@ if LLM:
         input:
             leaderboard="results/leaderboard.csv",
         output:
-            csv=report(
-                "figures/tables/llm_target_l0.csv",
-                caption="../report/llm_target_l0.rst",
-                category="LLM",
-            ),
+            csv="figures/tables/llm_target_l0.csv",
             md="figures/tables/llm_target_l0.md",
         params:
             targets=config["figures"]["llm_target_l0"],

@@ -12,11 +12,7 @@ rule provenance:
             caption="../report/provenance_config.rst",
             category="Provenance",
         ),
-        versions=report(
-            "results/provenance/versions.csv",
-            caption="../report/provenance_versions.rst",
-            category="Provenance",
-        ),
+        versions="results/provenance/versions.csv",
     params:
         config=config,
     log:

@@ -82,11 +82,7 @@ rule table_synthsae:
         leaderboard="results/leaderboard.csv",
         summary="results/synthsae/teacher/summary.json",
     output:
-        csv=report(
-            "figures/tables/synthsae_closest_to_true_l0.csv",
-            caption="../report/synthsae_table.rst",
-            category="SynthSAEBench-style",
-        ),
+        csv="figures/tables/synthsae_closest_to_true_l0.csv",
         md="figures/tables/synthsae_closest_to_true_l0.md",
         png=report(
             "figures/synthsae_dead_ev_vs_l0.png",
