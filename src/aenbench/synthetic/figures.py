@@ -19,12 +19,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from aenbench.io import write_text, write_with  # noqa: E402
 from aenbench.metric_registry import L0_TOLERANCE, METRICS, arrow, column_list  # noqa: E402
-from aenbench.plots import AXIS_LABELS, dataset_title, family_palette  # noqa: E402
+from aenbench.plots import (  # noqa: E402
+    AXIS_LABELS, dataset_title, dodge_factors, family_style, legend_handle, readable_log_axis, save_figure,
+    scale_subtitle,
+)
 from aenbench.tables import (  # noqa: E402
     closest_row, grid_rows, l0_coverage, markdown_table, mean_range, pareto_front, replicate_labels, replicates_of,
     seed_summary,
@@ -48,66 +50,132 @@ def _families(df: pd.DataFrame, order: Sequence[str] | None) -> list[str]:
     return sorted(present)
 
 
-def _save(fig: Any, out_path: str | Path) -> None:
-    write_with(out_path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Sequence[str] | None = None,
+                  base_dir: str | Path = ".") -> Any:
+    """Dead % vs L0 and EV vs L0 for one dataset: every run a point in its family's colour and
+    marker (:func:`aenbench.plots.family_style`); each family's Pareto front (no run with
+    lower-or-equal L0 is at least as good: lower dead %, higher EV) a line, over the runs inside
+    :func:`l0_window`. The axes span the window × [1/1.3, 1.3]: a run between the window and the
+    axes' edge is drawn faint, a run beyond the edge as a triangle (◀ / ▶) at that edge, its L0
+    written beside it. Coincident points are spread slightly in L0
+    (:func:`aenbench.plots.dodge_factors`). Where ``rows`` hold seed / teacher replicates
+    (``replicate``), each family's selected run (L0 closest to k) is a diamond at the mean over it
+    and its replicates, with [min, max] bars on both axes. A family whose grid fails the L0
+    coverage rule (:func:`aenbench.tables.l0_coverage`) says so in the legend, which lists only the
+    families drawn. The subtitle gives the scale (:func:`aenbench.plots.scale_subtitle`). Returns
+    the (closed) figure."""
+    from matplotlib.lines import Line2D
 
-
-def dead_ev_vs_l0(rows: pd.DataFrame, k: int, out_path: str | Path, families: Sequence[str] | None = None) -> None:
-    """Dead % vs L0 and EV vs L0 for one dataset: every run a point; each family's Pareto front
-    (no run with lower-or-equal L0 is at least as good: lower dead %, higher EV) a line. Runs
-    outside :func:`l0_window` are drawn faint, fronts use the runs inside it. Where ``rows`` hold
-    seed / teacher replicates (``replicate``), each family's selected run (L0 closest to k) is a
-    diamond at the mean over it and its replicates, with [min, max] bars on both axes. A family
-    whose grid fails the L0 coverage rule (:func:`aenbench.tables.l0_coverage`) says so in the
-    legend."""
     if rows.empty:
         raise ValueError("no runs to plot")
     lo, hi = l0_window(k)
+    x_lo, x_hi = lo / 1.3, hi * 1.3
     grid = grid_rows(rows)
     fams = _families(grid, families)
-    palette = family_palette(fams)
+    style = family_style(fams)
     coverage = l0_coverage(grid.assign(_k=float(k)), target="_k", keys=("family",)).set_index("family")["missing"]
-    n_spread = 0
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+    drawn: dict[str, bool] = {}  # family -> has a front line
+    n_spread = n_faint = n_edge = n_dodged = 0
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), squeeze=False)
     for col, metric in enumerate(column_list("dead_ev")):
         ax = axes[0, col]
         hib = bool(METRICS[metric].higher_is_better)
+        pts = grid[grid["family"].isin(fams)].dropna(subset=["L0", metric])
+        pts = pts[pts["L0"] > 0]
+        pts = pts.iloc[sorted(range(len(pts)), key=lambda i: fams.index(pts["family"].iloc[i]))]
+        x_N = pts["L0"].clip(x_lo, x_hi).to_numpy()  # beyond the axes: at their edge
+        span = 100.0 if metric == "dead_pct" else float(pts[metric].max() - pts[metric].min()) if len(pts) else 1.0
+        factor_N = dodge_factors(list(x_N), list(pts[metric]), span)
+        n_dodged += sum(f != 1.0 for f in factor_N)
+        pts = pts.assign(_x=x_N * factor_N)
+        edge_labels: list[tuple[bool, float, str, Any]] = []  # (left edge, y, text, colour) of runs beyond the axes
         for family in fams:
-            pts = grid[grid["family"] == family]
-            inside = pts[(pts["L0"] >= lo) & (pts["L0"] <= hi)]
-            outside = pts.drop(inside.index)
-            missing = coverage.get(family, "")
-            label = family + (f" (grid has no L0 {'≤' if missing == 'below' else '≥'} k)" if missing in ("below", "above")
-                              else "")
-            ax.scatter(inside["L0"], inside[metric], color=palette[family], s=30, label=label, zorder=3)
-            runs = replicates_of(rows, closest_row(pts, "L0", k, tiebreak=["dead_pct"]))
-            if len(runs) > 1:
-                n_spread = max(n_spread, len(runs))
-                xs, ys = (pd.to_numeric(runs[c], errors="coerce") for c in ("L0", metric))
-                ax.errorbar([xs.mean()], [ys.mean()], xerr=[[xs.mean() - xs.min()], [xs.max() - xs.mean()]],
-                            yerr=[[ys.mean() - ys.min()], [ys.max() - ys.mean()]], fmt="D", ms=6, color=palette[family],
-                            mec="black", mew=0.6, capsize=3, lw=1, zorder=4)
-            ax.scatter(outside["L0"], outside[metric], color=palette[family], s=14, alpha=0.25, zorder=2)
+            fam = pts[pts["family"] == family]
+            if fam.empty:
+                continue
+            st = style[family]
+            inside = fam[(fam["L0"] >= lo) & (fam["L0"] <= hi)]
+            beyond = fam[(fam["L0"] < x_lo) | (fam["L0"] > x_hi)]
+            faint = fam.drop(inside.index).drop(beyond.index)
+            # gid "<family>|run" / "|faint" / "|edge": what a test looks the drawn runs up by
+            ax.scatter(inside["_x"], inside[metric], color=st.color, marker=st.marker, s=38, edgecolors="black",
+                       linewidths=0.4, zorder=3, gid=f"{family}|run")
+            ax.scatter(faint["_x"], faint[metric], color=st.color, marker=st.marker, s=22, alpha=0.3, zorder=2,
+                       gid=f"{family}|faint")
+            n_faint += len(faint)
+            for _, run in beyond.iterrows():
+                left = run["L0"] < x_lo
+                ax.scatter([x_lo if left else x_hi], [run[metric]], color=st.color, marker="<" if left else ">",
+                           s=55, edgecolors="black", linewidths=0.4, clip_on=False, zorder=5, gid=f"{family}|edge")
+                edge_labels.append((left, float(run[metric]), f"{family} {run['L0']:.3g}", st.color))
+                n_edge += 1
             front = pareto_front(inside, metric, hib)
-            ax.plot(front["L0"], front[metric], color=palette[family], lw=1.3, zorder=2)
+            if len(front) > 1:
+                ax.plot(front["L0"], front[metric], color=st.color, lw=1.3, zorder=2)
+            drawn[family] = drawn.get(family, False) or len(front) > 1
+            runs = replicates_of(rows, closest_row(grid[grid["family"] == family], "L0", k, tiebreak=["dead_pct"]))
+            xs, ys = (pd.to_numeric(runs[c], errors="coerce") for c in ("L0", metric))
+            if len(runs) > 1 and xs.notna().all() and ys.notna().all():
+                n_spread = max(n_spread, len(runs))
+                x_mean = min(max(xs.mean(), x_lo), x_hi)  # beyond the axes: at their edge, y bars only
+                xerr = ([[xs.mean() - xs.min()], [xs.max() - xs.mean()]] if x_mean == xs.mean() else None)
+                ax.errorbar([x_mean], [ys.mean()], xerr=xerr, yerr=[[ys.mean() - ys.min()], [ys.max() - ys.mean()]],
+                            fmt="D", ms=6, color=st.color, mec="black", mew=0.6, capsize=3, lw=1, zorder=4,
+                            clip_on=x_mean == xs.mean())
         ax.axvline(k, color="grey", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlim(lo / 1.3, hi * 1.3)
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel(f"L0 (window {lo:.3g}–{hi:.3g}; dotted: k = {k})")
-        ax.set_ylabel(AXIS_LABELS[metric] + arrow(METRICS[metric].higher_is_better))
         if metric == "dead_pct":
             ax.set_ylim(-3, 103)
+        _edge_labels(ax, edge_labels)
+        for edge in (lo, hi):
+            ax.axvline(edge, color="grey", lw=0.6, ls="--", alpha=0.5)
+        ax.set_xlim(x_lo, x_hi)
+        readable_log_axis(ax, "x")
+        ax.set_xlabel(f"L0 (dashed: window {lo:.3g}–{hi:.3g}; dotted: k = {k})")
+        ax.set_ylabel(AXIS_LABELS[metric] + arrow(METRICS[metric].higher_is_better))
+        ax.set_title(f"{AXIS_LABELS[metric]} vs L0", fontsize=10)
+    handles = []
+    for family in fams:
+        if family in drawn:
+            missing = coverage.get(family, "")
+            note = f" (no L0 {'≤' if missing == 'below' else '≥'} k)" if missing in ("below", "above") else ""
+            handles.append(legend_handle(style[family], family + note, line=drawn[family]))
+    key = []
+    if n_faint:
+        key.append(Line2D([], [], color="grey", marker="o", alpha=0.3, ls="none", label="outside the L0 window"))
+    if n_edge:
+        key.append(Line2D([], [], color="grey", marker=">", mec="black", ls="none",
+                          label="beyond the axes (L0 beside)"))
+    if n_spread:
+        key.append(Line2D([], [], color="grey", marker="D", mec="black", ls="none",
+                          label=f"closest-to-k run: mean,\n[min, max] over {n_spread} replicates"))
+    axes[0, 1].legend(handles=handles + key, loc="upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
     dataset = str(rows["dataset"].iloc[0])
-    spread = (f"; ◆ with bars: each family's run closest to k, mean [min, max] over it and its seed / teacher "
-              f"replicates (up to {n_spread} runs)" if n_spread else "")
-    fig.suptitle(f"{dataset_title(dataset)}: every grid run a point, lines = Pareto fronts per family{spread}",
-                 fontsize=9)
-    axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="family", fontsize=8)
+    notes = "lines: Pareto fronts in the L0 window" + ("; coincident points spread slightly in L0" if n_dodged else "")
+    fig.suptitle(f"{dataset_title(dataset)}: dead % and EV vs L0, every grid run a point; {notes}\n"
+                 f"{scale_subtitle(rows, base_dir)}", fontsize=9)
     fig.tight_layout()
-    _save(fig, out_path)
+    return save_figure(fig, out_path, dpi=110)
+
+
+def _edge_labels(ax: Any, labels: list[tuple[bool, float, str, Any]], gap: float = 0.05) -> None:
+    """Write "family L0" beside each run drawn at the left / right edge of ``ax``, inside the axes,
+    the labels of one edge pushed apart to at least ``gap`` (axes fraction) in y (bottom up, then
+    top down below 0.97). Call it once the y limits are final."""
+    y0, y1 = ax.get_ylim()
+    for left in (True, False):
+        edge = sorted((lab for lab in labels if lab[0] == left), key=lambda lab: lab[1])
+        placed: list[float] = []
+        for _, y, text, colour in edge:
+            frac = (y - y0) / (y1 - y0)
+            frac = max(frac, placed[-1] + gap) if placed else frac
+            placed.append(frac)
+        for i in reversed(range(len(placed))):  # then top down, keeping the top label inside
+            placed[i] = min(placed[i], 0.97 if i == len(placed) - 1 else placed[i + 1] - gap)
+        for (_, y, text, colour), frac in zip(edge, placed):
+            ax.annotate(text, (0.0 if left else 1.0, frac), xycoords="axes fraction", fontsize=6.5,
+                        color=colour, xytext=(8 if left else -8, 0), textcoords="offset points", va="center",
+                        ha="left" if left else "right", zorder=5,
+                        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
 
 
 def closest_to_k(rows: pd.DataFrame, k: float, families: Sequence[str] | None = None,
@@ -179,32 +247,76 @@ def write_table(table: pd.DataFrame, columns: Sequence[str], out_csv: str | Path
     write_text(out_md, (f"{title}\n\n" if title else "") + body + "\n")
 
 
-def stability_vs_rho(table: pd.DataFrame, out_path: str | Path, families: Sequence[str] | None = None) -> None:
-    """The closest-to-k run's stability metrics against ρ, a line per family: Lipschitz ratio
-    median (solid) and p99 (dashed), support-flip rate, and the amortisation gap to FISTA's
-    exact code (families without a convex objective have none)."""
+#: the panel title of each stability metric (metric_registry list ``stability``)
+STABILITY_LABELS = {
+    "lipschitz_median": "Lipschitz ratio ‖h(x+δ) − h(x)‖/‖δ‖: median",
+    "lipschitz_p99": "Lipschitz ratio ‖h(x+δ) − h(x)‖/‖δ‖: p99",
+    "support_flip_rate": "support-flip rate under δ",
+    "fista_code_gap_median": "code gap ‖h − h*‖/‖h*‖ (median), h* = FISTA",
+    "fista_objective_gap_median": "objective gap (F(h) − F(h*))/|F(h*)| (median)",
+}
+
+
+def stability_vs_rho(table: pd.DataFrame, out_path: str | Path, families: Sequence[str] | None = None,
+                     scale: str = "") -> Any:
+    """The closest-to-k run's stability metrics against ρ (:func:`closest_to_k`'s table): one panel
+    per metric of :data:`STABILITY_COLUMNS`, one line per family in its colour and marker
+    (:func:`aenbench.plots.family_style`), [min, max] bars over the run and its replicates where
+    it has some (``n_replicates`` > 1). The families are offset by up to ±2 % of the ρ range so
+    coincident points stay apart. A family without a value for a metric (no convex objective:
+    no FISTA gap) is named under that panel ("no value: …", in its x label), not dropped
+    silently; the legend lists the families drawn in some panel. ``scale`` (:func:`aenbench.plots.scale_subtitle`) heads the
+    figure. Returns the (closed) figure."""
+    from textwrap import fill
+
     fams = _families(table, families)
-    palette = family_palette(fams)
-    panels = [("lipschitz", "‖h(x+δ) − h(x)‖/‖δ‖: median (—), p99 (--)"),
-              ("support_flip_rate", "support-flip rate under δ"),
-              ("fista_code_gap_median", "‖h − h*‖/‖h*‖ (median), h* = FISTA")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), squeeze=False)
-    for c, (metric, label) in enumerate(panels):
-        ax = axes[0, c]
-        for family in fams:
-            sub = table[table["family"] == family].sort_values("rho")
-            if metric == "lipschitz":
-                ax.plot(sub["rho"], sub["lipschitz_median"], "o-", color=palette[family], label=family)
-                ax.plot(sub["rho"], sub["lipschitz_p99"], "s--", color=palette[family], alpha=0.7, ms=4)
-                ax.set_yscale("log")
-            elif metric in sub and sub[metric].notna().any():
-                ax.plot(sub["rho"], sub[metric], "o-", color=palette[family], label=family)
-        ax.set_xlabel("ρ (closest-to-k run of each family)")
-        ax.set_title(label, fontsize=9)
-    axes[0, -1].legend(*axes[0, 0].get_legend_handles_labels(), fontsize=8, title="family",
-                       loc="upper left", bbox_to_anchor=(1.02, 1))
+    style = family_style(fams)
+    metrics = [m for m in STABILITY_COLUMNS if m in table.columns] or list(STABILITY_COLUMNS)
+    n_cols = 3
+    n_rows = -(-(len(metrics) + 1) // n_cols)  # one more cell for the legend
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 3.5 * n_rows), squeeze=False)
+    rhos = sorted(table["rho"].dropna().unique()) if "rho" in table else []
+    rho_span = (max(rhos) - min(rhos)) if len(rhos) > 1 else 1.0
+    drawn: set[str] = set()
+    any_bars = False
+    for c, metric in enumerate(metrics):
+        ax = axes.flat[c]
+        values = pd.to_numeric(table.get(metric, pd.Series(dtype=float)), errors="coerce")
+        have = [f for f in fams if values[table["family"] == f].notna().any()]
+        for j, family in enumerate(have):
+            sub = table[(table["family"] == family) & values.notna()].sort_values("rho")
+            y = pd.to_numeric(sub[metric], errors="coerce")
+            x = sub["rho"] + (j - (len(have) - 1) / 2) * 0.04 * rho_span / max(1, len(have) - 1)
+            st = style[family]
+            bars = (sub.get("n_replicates", pd.Series(1, index=sub.index)) > 1) & (f"{metric}_min" in sub)
+            if bars.any():
+                any_bars = True
+                lo_, hi_ = (pd.to_numeric(sub[f"{metric}_{b}"], errors="coerce") for b in ("min", "max"))
+                yerr = [(y - lo_).where(bars, 0).clip(lower=0), (hi_ - y).where(bars, 0).clip(lower=0)]
+            else:
+                yerr = None
+            ax.errorbar(x, y, yerr=yerr, fmt=st.marker + "-", color=st.color, mec="black", mew=0.4, ms=6, lw=1.2,
+                        capsize=3, label=family)
+            drawn.add(family)
+        if len(values.dropna()) and (values.dropna() > 0).all() and values.max() / values[values > 0].min() > 20:
+            readable_log_axis(ax, "y")
+        missing = [f for f in fams if f not in have]
+        ax.set_xticks(rhos)
+        ax.set_xticklabels([f"{r:g}" for r in rhos])
+        ax.set_xlabel("ρ" + ("\n" + fill("no value: " + ", ".join(missing), 60) if missing else ""),
+                      fontsize=9)
+        ax.set_title(STABILITY_LABELS.get(metric, metric) + arrow(METRICS[metric].higher_is_better)
+                     if metric in METRICS else STABILITY_LABELS.get(metric, metric), fontsize=9)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    legend_ax = axes.flat[len(metrics)]
+    legend_ax.legend(handles=[legend_handle(style[f], f, line=True) for f in fams if f in drawn], title="family",
+                     fontsize=8, loc="upper left", ncol=2 if len(drawn) > 8 else 1)
+    bars = "; bars: [min, max] over the run and its seed / teacher replicates" if any_bars else ""
+    fig.suptitle("Stability of each family's closest-to-k run vs ρ (families offset slightly in ρ)" + bars
+                 + (f"\n{scale}" if scale else ""), fontsize=9)
     fig.tight_layout()
-    _save(fig, out_path)
+    return save_figure(fig, out_path, dpi=110)
 
 
 # --------------------------------------------------------------------------- replication
@@ -249,46 +361,67 @@ def replication_markdown(table: pd.DataFrame) -> str:
 
 def adaptive_traces(rows: pd.DataFrame, k: float, base_dir: str | Path = ".") -> pd.DataFrame:
     """The adaptive-weight state over training (``adaptive_trace`` of each record: % raw weights
-    pinned at w_max / w_min, median EMA activity, mean w̃, every ``aen.TRACE_EVERY`` steps) of the
-    closest-to-k run of every adaptive family (``hp_adaptive`` true) on every dataset."""
+    pinned at w_max / w_min, median EMA activity, mean w̃, every ``aen.TRACE_EVERY`` steps, from
+    step 0) of the closest-to-k run of every adaptive family (``hp_adaptive`` true) on every
+    dataset, ``source`` "trace". The trace is sampled at t = 0, TRACE_EVERY, … < T, so the state at
+    the end of training (step T = the run's ``steps``: the record's ``adaptive`` metrics, taken
+    after the last step) is appended as a last point with ``source`` "final"."""
     import json
 
     adaptive = rows[rows.get("hp_adaptive", pd.Series(False, index=rows.index)).astype(str) == "True"]
     if adaptive.empty:
         return pd.DataFrame()
     picked = closest_to_k(adaptive, k)
-    params = adaptive["params"].fillna("")  # an ablation arm has no swept values: "" (read back as NaN)
+    # an ablation arm has no swept values: "" (read back as NaN)
+    params = adaptive["params"].astype(object).where(adaptive["params"].notna(), "")
     out = []
     for _, r in picked.iterrows():
         config = "" if pd.isna(r["config"]) else r["config"]
         src = adaptive[(adaptive["dataset"] == r["dataset"]) & (adaptive["family"] == r["family"])
                        & (params == config) & (adaptive["seed"] == r["seed"])].iloc[0]
         with open(Path(base_dir) / src["metrics_path"]) as f:
-            trace = json.load(f).get("adaptive_trace") or []
+            record = json.load(f)
+        trace = [{**point, "source": "trace"} for point in record.get("adaptive_trace") or []]
+        final = (record.get("eval_result_metrics") or {}).get("adaptive") or {}
+        steps = record.get("run", {}).get("steps", src.get("steps"))
+        if final and steps is not None and not pd.isna(steps) and (not trace or trace[-1]["step"] < int(steps)):
+            trace.append({"step": int(steps), **final, "source": "final"})
         out += [{"dataset": r["dataset"], "rho": r["rho"], "family": r["family"], "config": r["config"],
-                 "final_L0": r["L0"], **point} for point in trace]
+                 "final_L0": r.get("L0_selected", r["L0"]), **point} for point in trace]
     return pd.DataFrame(out)
 
 
-def adaptive_trace_figure(trace: pd.DataFrame, out_path: str | Path) -> None:
-    """% raw adaptive weights pinned at w_max and the median EMA activity against the step, a
-    panel row per family, a line per ρ (the closest-to-k run)."""
+def adaptive_trace_figure(trace: pd.DataFrame, out_path: str | Path, scale: str = "") -> Any:
+    """% raw adaptive weights pinned at w_max and the median EMA activity a_j against the step,
+    a panel row per family, a line per ρ (the closest-to-k run), over the full training length
+    (:func:`adaptive_traces`' last point is the end-of-training state; the x axis ends at the
+    longest run's step count). ``scale`` (:func:`aenbench.plots.scale_subtitle`) heads the figure.
+    Returns the (closed) figure."""
     families = sorted(trace["family"].unique()) if not trace.empty else []
     fig, axes = plt.subplots(max(1, len(families)), 2, figsize=(11, 3.2 * max(1, len(families))), squeeze=False)
+    cmap = matplotlib.colormaps["viridis"]
+    rhos = sorted(trace["rho"].dropna().unique()) if not trace.empty else []
     for i, family in enumerate(families):
         sub = trace[trace["family"] == family]
         for dataset, grp in sub.groupby("dataset"):
-            label = f"{dataset_title(dataset)} ({grp['config'].iloc[0]}, L0 {grp['final_L0'].iloc[0]:.2g})"
-            axes[i, 0].plot(grp["step"], grp["pct_w_at_max"], label=label)
-            axes[i, 1].plot(grp["step"], grp["ema_median"], label=label)
-        axes[i, 0].set_ylabel(f"{family}: % w at w_max")
-        axes[i, 1].set_ylabel(f"{family}: median EMA a_j")
-        axes[i, 1].set_yscale("log")
+            grp = grp.sort_values("step")
+            rho = grp["rho"].iloc[0]
+            colour = cmap(0.85 * rhos.index(rho) / max(1, len(rhos) - 1)) if rho in rhos else None
+            label = f"{dataset_title(dataset)} ({grp['config'].iloc[0]}, final L0 {grp['final_L0'].iloc[0]:.2g})"
+            for ax, col in ((axes[i, 0], "pct_w_at_max"), (axes[i, 1], "ema_median")):
+                ax.plot(grp["step"], grp[col], "o-", ms=3.5, color=colour, label=label)
+        axes[i, 0].set_ylabel(f"{family}: % raw $w_j$ at $w_{{\\max}}$")
+        axes[i, 1].set_ylabel(f"{family}: median EMA $a_j$")
+        if (sub["ema_median"] > 0).all():
+            readable_log_axis(axes[i, 1], "y")
         axes[i, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+        for ax in axes[i]:
+            ax.set_xlim(0, float(trace["step"].max()))
     for ax in axes[-1]:
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training step (last point: end of training)")
     if not families:
         axes[0, 0].text(0.5, 0.5, "no adaptive family in this run", ha="center", va="center")
-    fig.suptitle("adaptive weights over training (closest-to-k run per ρ)", fontsize=10)
+    fig.suptitle("adaptive weights over training (closest-to-k run per ρ)" + (f"\n{scale}" if scale else ""),
+                 fontsize=9)
     fig.tight_layout()
-    _save(fig, out_path)
+    return save_figure(fig, out_path, dpi=110)
