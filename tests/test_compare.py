@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from aenbench.leaderboard import params_label
 from aenbench.metric_registry import METRICS
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +138,9 @@ def expected_matches(workdir, cfg):
     def configs(kind, name):
         groups = {}
         for r in records(workdir, kind, name):
-            groups.setdefault((r["run"]["dataset"], r["run"]["params"]), []).append(flat(r))
+            # the leaderboard's label of the run (every hyperparameter that tells it apart)
+            label = params_label(r["run"]["hyperparameters"], r["run"]["params"])
+            groups.setdefault((r["run"]["dataset"], label), []).append(flat(r))
         return {key: pd.DataFrame(v) for key, v in groups.items()}
 
     mine = configs("variants", VARIANT)

@@ -23,6 +23,12 @@ spec = HarvestSpec(
 manifest = harvest(loaded, spec, Path(smk.output.manifest).parent, smk.params.resources_dir)
 print({k: manifest[k] for k in ("count", "excluded_norms", "tokens_per_second")})
 norms = manifest["excluded_norms"]
-summarise("harvest %s %s: %d train + %d eval tokens kept; mean norm %.1f (position 0: %.1f×, separators: %.2f×, "
-          "excluded); %.0f tokens/s", llm["model"], llm["hook"], manifest["count"]["train"], manifest["count"]["eval"],
-          norms["kept"], norms["position0_over_kept"], norms["separator_over_kept"], manifest["tokens_per_second"])
+
+
+def times(key):  # a ratio to the kept tokens' mean norm; absent when no such token was seen
+    return f"{norms[key]:.2f}×" if norms.get(key) is not None else "none seen"
+
+
+summarise("harvest %s %s: %d train + %d eval tokens kept, mean norm %.1f; excluded: position 0 (%s), separators (%s); "
+          "%.0f tokens/s", llm["model"], llm["hook"], manifest["count"]["train"], manifest["count"]["eval"],
+          norms["kept"], times("position0_over_kept"), times("separator_over_kept"), manifest["tokens_per_second"])
