@@ -181,7 +181,8 @@ def test_synthetic_artefacts_of_issue_8(smoke_run, repo_root):
     trace = pd.read_csv(smoke_run / "figures" / "tables" / "synthetic_adaptive_trace.csv")
     assert set(trace["family"]) == {"AL", "AEN"}  # the adaptive families of the smoke config
     steps = syn["train"]["steps"]
-    assert set(trace["step"]) == set(range(0, steps, 100))  # aen.TRACE_EVERY
+    # every aen.TRACE_EVERY steps, and the end-of-training state at the last step
+    assert set(trace["step"]) == {*range(0, steps, 100), steps}
     assert trace["pct_w_at_max"].between(0, 100).all()
     ablation = pd.read_csv(smoke_run / "figures" / "ablations" / "warmup.csv")
     arms = cfg["ablations"]["warmup"]
