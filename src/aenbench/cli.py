@@ -112,8 +112,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
         note += arrow.get(directions.get(args.sort), "")
     if added:
         note += f"; also shown: {', '.join(added)}, which differ between the rows"
-    if "scale" in lb.columns and lb["scale"].astype(str).nunique() > 1 and "scale" not in columns:
-        note += "; the rows are at several scales (column scale)"
     return _render(shown, args.format) + ("" if args.format == "csv" else f"\n\n{note}")
 
 

@@ -20,6 +20,8 @@ from typing import IO, Any, Sequence
 SUMMARY_LOGGER = "aenbench.summary"
 TERMINAL_LOCK = Path(".snakemake") / "aenbench-terminal.lock"
 _lock: IO[str] | None = None  # held for the job's lifetime
+# the summary lines are always emitted, whatever the root logger's level (a library caller's too)
+logging.getLogger(SUMMARY_LOGGER).setLevel(logging.INFO)
 
 
 class _Tee:

@@ -112,11 +112,6 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
-def say(msg: str, *args: Any) -> None:
-    """One line per SAE, in the job's log and on the terminal (:func:`aenbench.jobs.summarise`)."""
-    summarise(msg, *args)
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -274,7 +269,7 @@ def train_stage(
             entry = entry_of[run.run_id]
             record = verify_trained(entry, run.fingerprint)
             if run.run_id not in pending_ids:
-                say("%s %s: trained before (store %s); not retrained", label, run.run_id, entry.name)
+                summarise("%s %s: trained before (store %s); not retrained", label, run.run_id, entry.name)
             _link_tree(entry, tmp / run.run_id)
             # The store entry is shared by every run with this fingerprint (the same weights),
             # e.g. a family's grid point and an ablation arm with the same settings; the
@@ -303,7 +298,7 @@ def _store_trained(entry: Path, run: Run, res: Any, sae: Any, engine: dict[str, 
         before_save(sae)
     record = _write_trained(entry, run, res, sae, family_name, family, train, device, {**info, "engine": engine})
     t = record["training_groups"]["sparsity"]
-    say("%s %s: trained in %.1fs (%s), dead=%.1f%% over the last %d steps", label, run.run_id, res.seconds,
+    summarise("%s %s: trained in %.1fs (%s), dead=%.1f%% over the last %d steps", label, run.run_id, res.seconds,
         engine["name"] if engine["name"] == "per_sae" else f"its share of a stack of {engine['stack_size']}",
         t["dead_pct"], res.dead_window_steps)
 
@@ -429,12 +424,12 @@ def evaluate_stage(
                 write_json(cached, record)
             else:
                 record = json.loads(cached.read_text())
-                say("%s %s: evaluated before (store %s); not re-evaluated", label, t["run_id"], cached.name)
+                summarise("%s %s: evaluated before (store %s); not re-evaluated", label, t["run_id"], cached.name)
             _link_tree(folder / "sae", tmp / t["run_id"] / "sae")
             write_json(tmp / t["run_id"] / "metrics.json", record)
             records.append(record)
             flat = {k: v for g in record["eval_result_metrics"].values() for k, v in g.items()}
-            say("%s %s: L0=%.2f dead=%.1f%% EV=%.3f", label, t["run_id"], flat.get("L0", float("nan")),
+            summarise("%s %s: L0=%.2f dead=%.1f%% EV=%.3f", label, t["run_id"], flat.get("L0", float("nan")),
                 flat.get("dead_pct", float("nan")), flat.get("EV", float("nan")))
     print(f"{label}: {len(fresh)} SAE(s) evaluated, {len(items) - len(fresh)} reused from the store", file=sys.stderr)
     return records
