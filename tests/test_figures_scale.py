@@ -145,3 +145,44 @@ def test_llm_figure_ticks_titles_legend_and_scale(tmp_path):
     assert [t.get_text() for t in ev_ax.get_legend().get_texts()] == ["AEN", "L1", "TopK"]
     title = fig._suptitle.get_text()
     assert "smollm2-135m" in title and "10,240 training tokens" in title and "over up to 2 seeds" in title
+
+
+def test_ablation_figure_shows_seed_spread_legend_beside_and_scale(tmp_path):
+    from aenbench.synthetic.ablations import summary, write_summary
+
+    rows = synthetic_rows([{"family": f"warmup:{arm}", "seed": s, "L0": 3.0 + s + i, "dead_pct": 10.0 * (s + 1),
+                            "EV": 0.5, "pct_w_at_max": 50.0}
+                           for i, arm in enumerate(("T_w=0", "T_w=60")) for s in (0, 1, 2)])
+    table = summary(rows, ["T_w=0", "T_w=60"])
+    fig = write_summary(table, "warmup", "the warm-up", tmp_path / "a.csv", tmp_path / "a.md", tmp_path / "a.png",
+                        rows=rows)
+    panels = [ax for ax in fig.axes if ax.get_gid() == "panel"]
+    dead = next(ax for ax in panels if ax.get_ylabel().startswith("dead_pct"))
+    assert dead.get_ylabel() == "dead_pct ↓"
+    # the [min, max] whisker of an arm spans its seeds' 10 … 30
+    import numpy as np
+
+    whiskers = [np.asarray(line.get_ydata(), dtype=float) for line in dead.lines]
+    assert whiskers and all((np.nanmin(y), np.nanmax(y)) == pytest.approx((10.0, 30.0)) for y in whiskers)
+    # the legend sits outside the last panel (anchored right of it), not over its bars
+    legend = panels[-1].get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > panels[-1].get_window_extent().x1 - 1
+    title = fig._suptitle.get_text()
+    assert "mean over 3 seeds" in title and "n = 16, m = 64, k = 4" in title and "300 steps × batch 64" in title
+
+
+def test_pareto_plot_styles_log_ticks_and_scale(tmp_path):
+    from aenbench.compare.report import pareto_plot
+
+    rows = synthetic_rows([{"family": f, "params": str(l0), "L0": l0, "EV": ev, "source": "ours"}
+                           for f, pts in (("L1", ((3.0, 0.4), (12.0, 0.7))), ("TopK", ((4.0, 0.5), (8.0, 0.6))),
+                                          ("V", ((5.0, 0.65),)))
+                           for l0, ev in pts])
+    fig = pareto_plot(rows, "V", ["L1", "TopK", "Gated"], tmp_path / "p.png", {"EV": True, "dead_pct": False})
+    dead_ax, ev_ax = fig.axes[:2]
+    markers = {f: c.get_paths()[0].vertices.round(3).tobytes() for f, c in
+               ((c.get_gid().split("|")[0], c) for c in ev_ax.collections if c.get_gid())}
+    assert len(set(markers.values())) == 3  # L1, TopK and the variant each their own marker
+    assert len([t for t in ev_ax.get_xticklabels() if t.get_text()]) >= 3  # 3 … 12 labelled, not only 10⁰/10¹
+    assert [t.get_text() for t in ev_ax.get_legend().get_texts()] == ["L1", "TopK", "V (variant)"]  # no Gated
+    assert "n = 16, m = 64, k = 4" in fig._suptitle.get_text()

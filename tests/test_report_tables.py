@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from aenbench.metric_registry import METRICS
-from aenbench.report_tables import display_frame, format_cell, header, metric_of, write_table_html
+from aenbench.report_tables import display_frame, format_cell, header, markdown_html, metric_of, write_table_html
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_the_report_holds_the_tables_as_html_and_figures_all_needs_them(tmp_path
         reported = {re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(f)): (rule.name, f.flags["report"])
                     for rule in workflow.rules for f in rule.output if f.flags.get("report")}
         needed = {str(f) for f in workflow.get_rule("figures_all").input}
-    assert not [path for path in reported if path.endswith(".csv")]
+    assert not [path for path in reported if path.endswith((".csv", ".md"))]  # downloads, not shown
     tables = {path: info for path, info in reported.items() if path.endswith(".html")}
     expected = {
         "results/leaderboard.html": ("Leaderboard", None),
@@ -104,8 +104,25 @@ def test_the_report_holds_the_tables_as_html_and_figures_all_needs_them(tmp_path
         "figures/tables/synthsae_closest_to_true_l0.html": ("SynthSAEBench-style", None),
         "figures/tables/llm_target_l0.html": ("LLM", None),
         "results/compare/{variant}.html": ("Variants", "{variant}"),
+        "results/compare/{variant}_report.html": ("Variants", "{variant}"),  # the markdown report, rendered
     }
     assert {path: (obj.category, obj.subcategory) for path, (_, obj) in tables.items()} == expected
-    assert all(rule.startswith("html_") for rule, _ in tables.values())
+    assert all(rule.startswith("html_") for path, (rule, _) in tables.items() if not path.endswith("_report.html"))
+    assert tables["results/compare/{variant}_report.html"][0] == "compare_report"
     built = {p.format(dataset=d, variant="L1-resample") for p in expected for d in ("rho0.0", "rho0.9")}
-    assert built <= needed and len(built) == 9
+    assert built - {"results/compare/L1-resample_report.html"} <= needed and len(built) == 10
+
+
+def test_a_markdown_report_renders_its_tables_and_inlines_its_figure(tmp_path):
+    import base64
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "p.png").write_bytes(png)
+    text = "# Variant `V`\n\n![front](figs/p.png)\n\n| family | EV ↑ |\n|---|---|\n| L1 | 0.5 (Δ +0.1, better) |\n"
+    page = markdown_html(text, "V", base_dir=tmp_path)
+    assert '<table class="aenbench">' in page and "<td>L1</td>" in page and "<th>EV ↑</th>" in page
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    assert "figs/p.png" not in page
+    with pytest.raises(FileNotFoundError, match="figs/q.png"):
+        markdown_html("![x](figs/q.png)", "V", base_dir=tmp_path)

@@ -15,6 +15,10 @@ makes of its CSV (the CSV stays a plain output of its rule):
   cell; columns empty in every row are left out (the caption names them).
 
 ``DataFrame.to_html`` writes the table. Pure pandas: nothing here imports torch.
+
+A markdown report (``results/compare/<variant>.md``) is shown the same way, as the page
+:func:`markdown_html` renders of it (markdown-it-py, its tables as HTML tables, its images
+inlined so the report's iframe shows them).
 """
 
 from __future__ import annotations
@@ -182,3 +186,34 @@ def write_table_html(csv: str | Path, out: str | Path, title: str, **kwargs: Any
     rows = pd.read_csv(csv)
     write_text(out, table_html(rows, title, source=Path(csv).name, **kwargs))
     return rows
+
+
+def markdown_html(text: str, title: str, base_dir: str | Path = ".") -> str:
+    """A standalone HTML page of the markdown ``text`` (CommonMark with tables, markdown-it-py),
+    styled like :func:`table_html`; every local image it links (relative to ``base_dir``) is
+    inlined as a ``data:`` URI. An image that cannot be read is refused, naming its path."""
+    import base64
+    import mimetypes
+
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        for child in token.children or []:
+            if child.type != "image":
+                continue
+            src = str(child.attrGet("src") or "")
+            if not src or src.startswith(("data:", "http:", "https:")):
+                continue
+            path = Path(base_dir) / src
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise FileNotFoundError(f"{title}: the image {src!r} it shows cannot be read at {path}: {e}") from e
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            child.attrSet("src", f"data:{mime};base64,{base64.b64encode(data).decode()}")
+            child.attrSet("style", "max-width: 100%")
+    body = md.renderer.render(tokens, md.options, {}).replace("<table>", '<table class="aenbench">')
+    return (f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{CSS}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")

@@ -79,8 +79,9 @@ rule compare_report:
             family=variant_compare(w.variant)["families"],
         ),
     output:
-        md=report(
-            "results/compare/{variant}.md",
+        md="results/compare/{variant}.md",
+        html=report(
+            "results/compare/{variant}_report.html",
             caption="../report/compare_report.rst",
             category="Variants",
             subcategory="{variant}",

@@ -10,5 +10,5 @@ ablation = smk.params.ablation
 rows = leaderboard.build(smk.input.runs, kind="ablation")
 table = summary(rows, list(ablation["arms"]))
 write_summary(table, smk.wildcards.ablation, ablation.get("description", ""), smk.output.csv, smk.output.md,
-              smk.output.png)
+              smk.output.png, rows=rows)
 print(table.to_string())

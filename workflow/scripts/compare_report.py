@@ -1,4 +1,4 @@
-"""results/compare/<variant>.{md,csv} and figures/compare/<variant>_pareto.png."""
+"""results/compare/<variant>.{md,html,csv} and figures/compare/<variant>_pareto.png."""
 import os
 
 from aenbench.jobs import setup_job
@@ -10,6 +10,7 @@ from aenbench import metric_registry as R  # noqa: E402
 from aenbench.compare import matching as C  # noqa: E402
 from aenbench.compare import report  # noqa: E402
 from aenbench.io import write_text, write_with  # noqa: E402
+from aenbench.report_tables import markdown_html  # noqa: E402
 
 smk = snakemake  # noqa: F821
 name, cmp, train = smk.params.name, smk.params.compare, smk.params.train
@@ -52,4 +53,5 @@ text = report.render_report(
     l0_tolerance=cmp["l0_tolerance"],
 )
 write_text(smk.output.md, text)
+write_text(smk.output.html, markdown_html(text, f"Variant {name} against the leaderboard", base_dir=here))
 print(text)

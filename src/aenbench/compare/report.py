@@ -27,24 +27,27 @@ def pareto_plot(
     out_path: str | Path,
     directions: Mapping[str, bool | None],
     metrics: Sequence[str] = COLUMN_LISTS["dead_ev"],
-) -> None:
+    base_dir: str | Path = ".",
+) -> Any:
     """One row of panels per dataset, one panel per metric vs L0: every SAE of the compared
-    families (a colour each, its Pareto front as a line) with ``name`` overlaid in black."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    families in its family's colour and marker (:func:`aenbench.plots.family_style`, the same as in
+    every figure), its Pareto front dashed, with ``name`` overlaid as black stars and a solid front.
+    The L0 axis is a labelled log axis (:func:`aenbench.plots.readable_log_axis`) when every L0 is
+    positive; the legend lists the families drawn; the subtitle gives the scale
+    (:func:`aenbench.plots.scale_subtitle`). Returns the (closed) figure."""
+    from aenbench.plots import (
+        dataset_title, family_style, legend_handle, readable_log_axis, save_figure, scale_subtitle,
+    )
     import matplotlib.pyplot as plt
-
-    from aenbench.io import write_with
-    from aenbench.plots import dataset_title, family_palette
 
     rows = comparable_rows(rows)
     rows = rows[rows["family"].isin([name, *against])]
     datasets = sorted(rows.loc[rows["family"] == name, "dataset"].unique())
     if not datasets:
         raise ValueError(f"no rows of {name!r} to plot")
-    palette = family_palette(list(against))
+    style = family_style(list(against))
     log_x = bool((rows["L0"] > 0).all())
+    drawn: list[str] = []
     fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(5 * len(metrics), 3.4 * len(datasets)), squeeze=False)
     for r, dataset in enumerate(datasets):
         sub = rows[rows["dataset"] == dataset]
@@ -52,26 +55,39 @@ def pareto_plot(
             ax = axes[r, c]
             hib = bool(directions.get(metric))
             for family in [*against, name]:
-                pts = sub[sub["family"] == family]
+                pts = sub[sub["family"] == family].dropna(subset=["L0", metric])
                 if pts.empty:
                     continue
                 front = pareto_front(pts, metric, hib)
                 is_variant = family == name
-                color = "black" if is_variant else palette[family]
-                ax.scatter(pts["L0"], pts[metric], color=color, marker="*" if is_variant else "o",
-                           s=110 if is_variant else 28, alpha=1.0 if is_variant else 0.6, zorder=3 if is_variant else 2,
-                           label=f"{family} (variant)" if is_variant else family)
-                ax.plot(front["L0"], front[metric], color=color, lw=2.0 if is_variant else 1.0,
-                        ls="-" if is_variant else "--", zorder=3 if is_variant else 1)
+                if family not in drawn:
+                    drawn.append(family)
+                if is_variant:
+                    ax.scatter(pts["L0"], pts[metric], color="black", marker="*", s=120, zorder=4,
+                               gid=f"{family}|variant")
+                    ax.plot(front["L0"], front[metric], color="black", lw=2.0, zorder=4)
+                else:
+                    st = style[family]
+                    ax.scatter(pts["L0"], pts[metric], color=st.color, marker=st.marker, s=34, alpha=0.8,
+                               edgecolors="black", linewidths=0.4, zorder=2, gid=f"{family}|run")
+                    ax.plot(front["L0"], front[metric], color=st.color, lw=1.0, ls="--", zorder=1)
             if log_x:
-                ax.set_xscale("log")
+                readable_log_axis(ax, "x")
             ax.set_xlabel("L0")
             ax.set_ylabel(f"{metric}{arrow(directions.get(metric))}")
             ax.set_title(f"{dataset_title(dataset)}: {metric} vs L0", fontsize=10)
-    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="lines: Pareto fronts")
+    from matplotlib.lines import Line2D
+
+    handles = [legend_handle(style[f], f, line=True) for f in against if f in drawn]
+    for h in handles:
+        h.set_linestyle("--")
+    handles.append(Line2D([], [], color="black", marker="*", ms=10, lw=2.0, label=f"{name} (variant)"))
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
+                       title="lines: Pareto fronts")
+    fig.suptitle(f"{name} against {', '.join(f for f in against if f in drawn)}: every SAE a point\n"
+                 f"{scale_subtitle(rows, base_dir)}", fontsize=9)
     fig.tight_layout()
-    write_with(out_path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    return save_figure(fig, out_path, dpi=110)
 
 
 def _num(value: Any) -> str:

@@ -82,27 +82,50 @@ def summary(rows: pd.DataFrame, arms: Sequence[str]) -> pd.DataFrame:
 
 
 def write_summary(table: pd.DataFrame, name: str, description: str, out_csv: str | Path, out_md: str | Path,
-                  out_png: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+                  out_png: str | Path, rows: pd.DataFrame | None = None, base_dir: str | Path = ".") -> Any:
+    """``<name>.csv`` and ``.md`` (the :func:`summary` table) and ``<name>.png``: one panel per
+    metric of ``ablation_plot``, a bar per (arm, dataset) at the seed mean with [min, max] bars over
+    the seeds and each seed's value as a dot (from ``rows``, the per-SAE leaderboard rows; the
+    summary's means alone without them), the legend beside the last panel and the scale
+    (:func:`aenbench.plots.scale_subtitle`) in the subtitle. Returns the (closed) figure."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+
+    from aenbench.metric_registry import METRICS, arrow
+    from aenbench.plots import save_figure, scale_subtitle
 
     write_with(out_csv, lambda tmp: table.to_csv(tmp, index=False))
     cols = [c for c in ["dataset", "arm", *SUMMARY_METRICS, "n_seeds"] if c in table.columns]
     body = markdown_table(cols, ([f"{r[c]:.3g}" if isinstance(r[c], float) else r[c] for c in cols]
                                  for _, r in table.iterrows()))
     write_text(out_md, f"Ablation `{name}`: {description}\n\n{body}\n")
-    metrics = [m for m in column_list("ablation_plot") if m in table.columns]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    per_seed = (rows.assign(arm=rows["family"].str.split(":", n=1).str[1]) if rows is not None else table)
+    arms = list(dict.fromkeys(table["arm"]))
+    metrics = [m for m in column_list("ablation_plot") if m in per_seed.columns]
+    n_seeds = int(table["n_seeds"].max()) if "n_seeds" in table else 1
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.4, 3.8), squeeze=False)
+    for ax in axes[0]:
+        ax.set_gid("panel")
     for ax, metric in zip(axes[0], metrics):
-        sns.barplot(data=table, x="arm", y=metric, hue="dataset", ax=ax)
+        data = per_seed.dropna(subset=[metric])
+        sns.barplot(data=data, x="arm", y=metric, hue="dataset", order=arms, estimator="mean",
+                    errorbar=("pi", 100) if n_seeds > 1 else None, capsize=0.15, err_kws={"linewidth": 1},
+                    ax=ax, legend=ax is axes[0, -1])
+        if rows is not None and n_seeds > 1:
+            sns.stripplot(data=data, x="arm", y=metric, hue="dataset", order=arms, dodge=True, palette="dark:black",
+                          size=3, ax=ax, legend=False)
         ax.tick_params(axis="x", rotation=35, labelsize=8)
         ax.set_xlabel("")
-        if ax is not axes[0, -1] and ax.get_legend() is not None:
-            ax.get_legend().remove()
-    fig.suptitle(f"ablation {name}: {description}", fontsize=9)
+        ax.set_ylabel(metric + arrow(METRICS[metric].higher_is_better) if metric in METRICS else metric)
+    legend = axes[0, -1].get_legend()
+    if legend is not None:
+        handles, labels = axes[0, -1].get_legend_handles_labels()
+        legend.remove()
+        axes[0, -1].legend(handles[:len(set(per_seed["dataset"]))], labels[:len(set(per_seed["dataset"]))],
+                           title="dataset", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    spread = (f"bars: mean over {n_seeds} seeds, whiskers [min, max], dots the seeds" if n_seeds > 1
+              else "one seed per arm: no spread")
+    scale = scale_subtitle(rows, base_dir) if rows is not None else ""
+    fig.suptitle(f"ablation {name}: {description} ({spread})" + (f"\n{scale}" if scale else ""), fontsize=9)
     fig.tight_layout()
-    write_with(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    return save_figure(fig, out_png, dpi=110)
