@@ -11,3 +11,28 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class OneLayerBridge:
+    """A one-layer stand-in for a TransformerLens model: token embedding (``vocab`` × ``d``,
+    times ``scale``) → hook → unembedding; ``run_with_hooks`` applies each forward hook to the
+    embedding, as aenbench.llm.evaluate.downstream_metrics calls it."""
+
+    def __init__(self, d, vocab=11, seed=1, scale=1.0):
+        g = torch.Generator().manual_seed(seed)
+        self.embed, self.unembed = torch.randn(vocab, d, generator=g) * scale, torch.randn(d, vocab, generator=g)
+
+    def __call__(self, ids):
+        return self.embed[ids] @ self.unembed
+
+    def run_with_hooks(self, ids, fwd_hooks):
+        act = self.embed[ids]
+        for _, fn in fwd_hooks:
+            act = fn(act, hook=None)
+        return act @ self.unembed
+
+
+@pytest.fixture(scope="session")
+def one_layer_bridge():
+    """The :class:`OneLayerBridge` class (a fixture, so test modules need not import conftest)."""
+    return OneLayerBridge

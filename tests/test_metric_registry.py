@@ -32,7 +32,7 @@ def make_record(groups: dict, track: str, dataset: str, family: str, architectur
 
 
 @pytest.fixture(scope="module")
-def real_groups():
+def real_groups(one_layer_bridge):
     """The metric groups every track writes, from the tracks' own metric code on tiny inputs."""
     import torch
 
@@ -51,19 +51,6 @@ def real_groups():
     spiked = evaluate_on_spiked(aen, spiked_dictionary(n, m, 0.5, seed=0), k=k, n_samples=64, seed=0,
                                 magnitude=(0.5, 1.5), objective_sae=aen)
 
-    class Bridge:  # a one-layer "model": embedding → hook → unembedding
-        def __init__(self):
-            self.embed, self.unembed = torch.randn(11, n), torch.randn(n, 11)
-
-        def __call__(self, ids):
-            return self.embed[ids] @ self.unembed
-
-        def run_with_hooks(self, ids, fwd_hooks):
-            act = self.embed[ids]
-            for _, fn in fwd_hooks:
-                act = fn(act, hook=None)
-            return act @ self.unembed
-
     class Splice:
         dtype = torch.float32
 
@@ -71,7 +58,7 @@ def real_groups():
             return aen.decode(aen.encode(x)).detach()
 
     llm = activation_metrics(aen, torch.randn(32, n))
-    llm["downstream"] = downstream_metrics(Bridge(), {"sae": Splice()}, "hook", torch.randint(1, 11, (4, 6)),
+    llm["downstream"] = downstream_metrics(one_layer_bridge(n), {"sae": Splice()}, "hook", torch.randint(1, 11, (4, 6)),
                                            separator_id=0, mean_D=torch.zeros(n))["sae"]
     teacher = synthsae.build_synthetic_model({"num_features": 64, "hidden_dim": 16, "hierarchy_root_nodes": 1,
                                               "orthogonalization_steps": 5, "seed": 3})

@@ -51,25 +51,8 @@ def trained_json(sae, architecture: str, params: dict, run_id: str) -> dict:
     }
 
 
-class Bridge:
-    """A one-layer "model": embedding → hook → unembedding."""
-
-    def __init__(self):
-        g = torch.Generator().manual_seed(1)
-        self.embed, self.unembed = torch.randn(11, N, generator=g) * 3, torch.randn(N, 11, generator=g)
-
-    def __call__(self, ids):
-        return self.embed[ids] @ self.unembed
-
-    def run_with_hooks(self, ids, fwd_hooks):
-        act = self.embed[ids]
-        for _, fn in fwd_hooks:
-            act = fn(act, hook=None)
-        return act @ self.unembed
-
-
 @pytest.fixture(scope="module")
-def llm_record():
+def llm_record(one_layer_bridge):
     """An LLM SAE's record as aenbench.llm.track.evaluate_family builds it: activation metrics of
     the training SAE on normalised activations (with the raw norms), CE / KL of the splice."""
     from aenbench.llm.harvest import normalise
@@ -87,7 +70,7 @@ def llm_record():
             return (sae.decode(sae.encode(x / s)) * s).detach()
 
     tokens = torch.randint(1, 11, (4, 6), generator=torch.Generator().manual_seed(2))
-    groups["downstream"] = downstream_metrics(Bridge(), {"r": Splice()}, "hook", tokens, separator_id=0,
+    groups["downstream"] = downstream_metrics(one_layer_bridge(N, scale=3.0), {"r": Splice()}, "hook", tokens, separator_id=0,
                                               mean_D=torch.zeros(N))["r"]
     trained = trained_json(sae, "topk", {"k": 3, "aux_loss_coefficient": 0.0}, "k~3_seed~0")
     eval_config = {"n_eval_tokens": len(raw), "ce_contexts": len(tokens), "context_size": tokens.shape[1],
