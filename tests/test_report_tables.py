@@ -126,3 +126,12 @@ def test_a_markdown_report_renders_its_tables_and_inlines_its_figure(tmp_path):
     assert "figs/p.png" not in page
     with pytest.raises(FileNotFoundError, match="figs/q.png"):
         markdown_html("![x](figs/q.png)", "V", base_dir=tmp_path)
+
+
+def test_a_wide_table_shows_the_named_columns_and_says_where_the_rest_are(tmp_path):
+    csv = tmp_path / "wide.csv"
+    ROWS.to_csv(csv, index=False)
+    write_table_html(csv, tmp_path / "wide.html", "Wide", columns=["config", "family", "EV", "EV_min", "EV_max", "nope"])
+    page = (tmp_path / "wide.html").read_text()
+    assert headers(page) == ["config", "family", "EV ↑"]  # in the order asked, EV with its spread, unknown dropped
+    assert "5 of its 14 columns shown; the other 9" in page and "wide.csv" in page

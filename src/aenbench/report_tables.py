@@ -180,11 +180,22 @@ def table_html(rows: pd.DataFrame, title: str, *, source: str | None = None, spr
             f"<style>{css}</style>\n</head>\n<body>\n{table}\n</body>\n</html>\n")
 
 
-def write_table_html(csv: str | Path, out: str | Path, title: str, **kwargs: Any) -> pd.DataFrame:
+def write_table_html(csv: str | Path, out: str | Path, title: str, columns: list[str] | None = None,
+                     **kwargs: Any) -> pd.DataFrame:
     """:func:`table_html` of the CSV ``csv`` (its file name as the source) written to ``out``;
-    returns the rows read."""
+    with ``columns``, only those of them the CSV has, in that order, and the caption says how many
+    others the CSV holds. Returns the rows read."""
     rows = pd.read_csv(csv)
-    write_text(out, table_html(rows, title, source=Path(csv).name, **kwargs))
+    shown = rows
+    if columns:
+        keep = [c for c in dict.fromkeys(columns) if c in rows.columns]
+        shown = rows[keep]
+        rest = rows.shape[1] - len(keep)
+        if rest:
+            note = (f"{len(keep)} of its {rows.shape[1]} columns shown; the other {rest} "
+                    f"(hyperparameters, diagnostics, provenance) are in {Path(csv).name}.")
+            kwargs["note"] = " ".join(filter(None, [kwargs.get("note"), note]))
+    write_text(out, table_html(shown, title, source=Path(csv).name, **kwargs))
     return rows
 
 
