@@ -148,3 +148,78 @@ def test_chosen_columns_keep_what_tells_rows_apart_and_limit_must_be_positive(bo
 def test_single_seed_verdicts_carry_a_caveat(board):
     code, out, _ = run("compare", "V", "--file", board)
     assert code == 0 and "2 of 2 matches rest on a single seed" in out
+
+
+def _bad_files(board):
+    """(name, write(path) -> the --file to give, words the one-line refusal must name)"""
+    text = board.read_text()
+    lines = text.splitlines(keepends=True)
+
+    def content(data):
+        def write(p):
+            (p.write_bytes if isinstance(data, bytes) else p.write_text)(data)
+            return p
+        return write
+
+    return [
+        ("empty", content(""), ["is empty"]),
+        ("blank lines only", content("\n\n  \n"), ["is empty"]),
+        ("binary", content(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), ["is binary"]),
+        ("cut short mid-line", content(text[: len(text) - len(lines[-1]) // 2]), ["cut short", "truncated"]),
+        ("a line with too few fields", content("".join(lines[:3]) + ",".join(lines[3].split(",")[:5]) + "\n"
+                                               + "".join(lines[4:])), ["line 4", "field(s)", "header has"]),
+        ("a line with too many fields", content("".join(lines[:2]) + lines[2].rstrip("\n") + ",x,y\n"
+                                                + "".join(lines[3:])), ["line 3", "header has"]),
+        ("an unterminated quote", content(lines[0] + '"' + "".join(lines[1:])), ["well-formed CSV"]),
+        ("header only", content(lines[0]), ["no rows"]),
+        ("another tool's CSV", content("name,score\nx,1\ny,2\n"), ["not an aenbench leaderboard", "source", "name, score"]),
+        ("a JSON file", content('{"rows": [1, 2]}\n'), ["not an aenbench leaderboard"]),
+        ("text in a metric column", content(text.replace(",0.95,", ",high,", 1)), ["metric column", "'high'"]),
+        ("a directory", lambda p: (p.mkdir(), p)[1], ["is a directory"]),
+    ]
+
+
+def test_a_bad_leaderboard_file_is_refused_in_one_line(board, tmp_path):
+    cases = _bad_files(board)
+    for name, write, words in cases:
+        target = write(tmp_path / f"bad_{len(name)}_{abs(hash(name)) % 1000}.csv")
+        for argv in (["leaderboard"], ["compare", "V"]):
+            code, out, err = run(*argv, "--file", target)
+            assert code == 2 and out == "", (name, err)
+            assert err.count("\n") == 1 and str(target) in err and "Traceback" not in err, (name, err)
+            assert all(w in err for w in words), (name, words, err)
+    # a malformed metrics.yaml next to a good CSV
+    (board.parent / "metrics.yaml").write_text("metrics: [unclosed\n")
+    for argv in (["leaderboard"], ["metrics"]):
+        code, _, err = run(*argv, "--file", board)
+        assert code == 2 and "metrics.yaml: not a metrics.yaml" in err and err.count("\n") == 1, err
+
+
+def test_bad_arguments_are_refused_in_one_line(board):
+    for argv, words in [
+        (["leaderboard", "--limit", "-1"], ["--limit -1", "positive"]),
+        (["leaderboard", "--limit", "0"], ["--limit 0"]),
+        (["leaderboard", "--columns", ","], ["names no column"]),
+        (["leaderboard", "--columns", "nonesuch"], ["no such column(s): nonesuch"]),
+        (["leaderboard", "--sort", "nonesuch"], ["cannot sort by 'nonesuch'", "dead_pct"]),
+        (["leaderboard", "--dataset", "rho0.7"], ["dataset = rho0.7", "known: rho0.0, rho0.5"]),
+        (["leaderboard", "--family", ""], ["--family", "names no value"]),
+        (["compare", "V", "--l0-tolerance", "-0.1"], ["--l0-tolerance -0.1"]),
+        (["compare", "V", "--metrics", "nonesuch"], ["no such metric(s): nonesuch"]),
+    ]:
+        code, out, err = run(*argv, "--file", board)
+        assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
+        assert all(w in err for w in words) and "Traceback" not in err, (argv, err)
+
+
+def test_a_truncated_leaderboard_is_refused_by_the_real_cli(board, tmp_path):
+    """As a user sees it: the `aenbench` process, a file cut mid-row (a killed copy)."""
+    cut = tmp_path / "cut.csv"
+    data = board.read_bytes()
+    cut.write_bytes(data[: len(data) - 25])
+    exe = Path(sys.executable).parent / "aenbench"
+    proc = subprocess.run([str(exe), "leaderboard", "--file", str(cut), "--limit", "3"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and str(cut) in proc.stderr
+    assert "truncated" in proc.stderr and "Traceback" not in proc.stderr

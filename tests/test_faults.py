@@ -112,7 +112,8 @@ def test_kill_9_mid_training_resumes_to_the_same_metrics(tmp_path, engine):
     again = start(cut_root, args)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out[-3000:]
-    assert f"{RUNS[0][0]}: trained before (store" in out and f"1 SAE(s) trained ({engine}), 1 reused from the store" in out
+    assert f"{RUNS[0][0]}: trained before (store" in out and f"1 SAE(s) trained ({engine}), 1 reused from the store" in out, \
+        "\n".join(line for line in out.replace("\r", "\n").splitlines() if "it/s" not in line)[-3000:]
     assert not ckpt.exists()  # checkpoints are removed once the family is in place
     ref_dir = Path(job_args(ref_root, engine=engine)["out_dir"])
     for run_id, _ in RUNS:
@@ -153,5 +154,10 @@ def test_divergence_stops_with_step_losses_and_checkpoint(tmp_path, monkeypatch)
     assert json.loads((Path(e.checkpoint) / "checkpoint.json").read_text())["step"] == 100
     msg = str(e)
     assert "step 130" in msg and "mse_loss=nan" in msg and e.checkpoint in msg
+    assert "(saved at step 100 in this run)" in msg  # named "last good" only as a checkpoint it verified
+    meta = json.loads((Path(e.checkpoint) / "checkpoint.json").read_text())
+    from aenbench.io import sha256_file
+
+    assert meta["files"] and all(sha256_file(Path(e.checkpoint) / n) == h for n, h in meta["files"].items())
     assert not Path(args["out_dir"]).exists()
     assert not list(tmp_path.rglob("metrics.json"))

@@ -230,9 +230,11 @@ def test_weights_load_only_through_safetensors_or_weights_only(repo_root):
     assert not bare, bare
 
 
-def test_unknown_architecture_and_broken_plugin_fail_their_jobs_by_name(repo_root, tmp_path_factory):
-    """Through the DAG: a family whose architecture is not registered, and a variant whose plugin
-    file raises on import. Each job fails naming what is wrong; neither is a KeyError from sae-lens."""
+def test_unknown_architecture_stops_the_dag_and_broken_plugin_fails_its_job_by_name(repo_root, tmp_path_factory):
+    """Through the DAG: a family whose architecture is not registered is refused at DAG start
+    (aenbench.configcheck, from the generated arch_fields table), before any job runs or removes
+    an output; a variant whose plugin file raises on import (ast cannot tell what it registers)
+    fails its job naming the file. Neither is a KeyError from sae-lens."""
     cfg = copy.deepcopy(CONFIG)
     del cfg["llm"]
     cfg["families"]["Bogus"] = {"architecture": "no_such_sae", "grid": {"l1_coefficient": [0.1]}}
@@ -245,15 +247,23 @@ def test_unknown_architecture_and_broken_plugin_fail_their_jobs_by_name(repo_roo
     proc = subprocess.run(smk_cmd(repo_root, workdir, *targets, "--cores", "2", "--keep-going"),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
-    family_log = (workdir / "logs" / "synthetic" / "rho0.5" / "train_Bogus.log").read_text()
-    assert "unknown SAE architecture 'no_such_sae'; registered:" in family_log
-    assert "aen" in family_log.split("registered:")[1] and "topk" in family_log.split("registered:")[1]
+    assert "families.Bogus.architecture = 'no_such_sae': not a registered SAE architecture" in proc.stderr
+    assert "registered:" in proc.stderr and "aen" in proc.stderr.split("registered:")[1]
+    assert not (workdir / "logs").exists()  # no job ran
+
+    cfg["synthetic"]["families"] = ["L1"]
+    del cfg["families"]["Bogus"]
+    workdir = prepare(tmp_path_factory, "badplugin", cfg)
+    (workdir / "broken_plugin.py").write_text("import torch\nraise RuntimeError('plugin exploded on import')\n")
+    proc = subprocess.run(smk_cmd(repo_root, workdir, targets[1], "--cores", "2"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
     variant_log = (workdir / "logs" / "synthetic" / "rho0.5" / "variant_Broken.log").read_text()
     assert "broken_plugin.py" in variant_log and "plugin exploded on import" in variant_log
     assert "Traceback" in variant_log
-    for log in (family_log, variant_log):
-        assert "KeyError" not in log
-    assert not any((workdir / t).exists() for t in targets)
+    assert "plugin exploded on import" in proc.stderr  # the real error on the terminal too (jobs.setup_job)
+    assert "KeyError" not in variant_log
+    assert not (workdir / targets[1]).exists()
 
 
 def test_unknown_model_lists_the_registered_ones():

@@ -101,7 +101,8 @@ def test_changing_one_family_grid_reruns_only_its_subgraph(built, tmp_path):
     # downstream of L1 only: the leaderboard, the variant's report (it compares with L1), the figure,
     # provenance and the manifest, and the spread job of each ρ (L1's selection may move; its store
     # reuses the other families' replicates); no teacher, no other family, no variant training
-    assert {r for r, _ in jobs} == {"synthetic_train", "synthetic_eval", "synthetic_spread", "leaderboard", "compare_report",
+    assert {r for r, _ in jobs} == {"synthetic_train", "synthetic_eval", "synthetic_spread", "check_records", "leaderboard",
+                                    "compare_report",
                                     *LEADERBOARD_VIEWS, "provenance", "figures_all"}
 
 
@@ -113,7 +114,7 @@ def test_changing_the_variant_grid_reruns_only_the_variant(built, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = planned_jobs(proc.stdout)
     assert sorted(w["dataset"] for r, w in jobs if r == "variant_train") == sorted(f"rho{r}" for r in cfg["synthetic"]["rhos"])
-    assert {r for r, _ in jobs} == {"variant_train", "variant_eval", "leaderboard", "compare_report",
+    assert {r for r, _ in jobs} == {"variant_train", "variant_eval", "check_records", "leaderboard", "compare_report",
                                     *LEADERBOARD_VIEWS, "provenance", "figures_all"}
 
 
@@ -125,7 +126,7 @@ def test_a_family_removed_from_the_config_leaves_the_leaderboard(built, tmp_path
     cfg["synthetic"]["families"].remove("TopK-AuxK")
     proc = snakemake(work, write_config(cfg, tmp_path / "less.yaml"), "results/leaderboard.csv", "--cores", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {r for r, _ in planned_jobs(proc.stdout + proc.stderr)} == {"leaderboard"}  # nothing retrained
+    assert {r for r, _ in planned_jobs(proc.stdout + proc.stderr)} == {"check_records", "leaderboard"}  # nothing retrained
     after = pd.read_csv(work / "results" / "leaderboard.csv")
     ours = after[after["source"] == "ours"]
     assert "TopK-AuxK" not in set(ours["family"])

@@ -213,7 +213,7 @@ from collections import Counter  # noqa: E402
 
 # what reads the leaderboard (every figure and table drawn from it, provenance, the manifest)
 LEADERBOARD_VIEWS = Counter({
-    "leaderboard": 1, "figure_synthetic_dead_ev_vs_l0": 1, "figure_synthetic_rho": 2,
+    "check_records": 1, "leaderboard": 1, "figure_synthetic_dead_ev_vs_l0": 1, "figure_synthetic_rho": 2,
     "table_synthetic_closest_to_k": 2, "figure_synthetic_stability": 1, "figure_synthetic_adaptive_trace": 1,
     "table_synthsae": 1, "figure_llm_dead_ev_vs_l0": 1, "table_llm_target_l0": 1, "provenance": 1,
     "figures_all": 1, "table_claims": 1,

@@ -11,6 +11,8 @@ pandas is imported by the commands, so ``aenbench --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import math
 import sys
 from pathlib import Path
@@ -41,14 +43,83 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
     return [v for value in values for v in value.split(",") if v]
 
 
-def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, bool | None]]:
-    from aenbench import leaderboard as L
+# the columns every aenbench leaderboard has (a CSV without them is another tool's)
+NEEDED_COLUMNS = ["source", "track", "dataset", "family", "params"]
+REBUILD = "rebuild it with `snakemake results/leaderboard.csv --forcerun leaderboard --cores all`"
+
+
+def read_leaderboard(path: str | Path) -> pd.DataFrame:
+    """The leaderboard CSV at ``path``, refused in one line naming the path and the cause when it is
+    missing, a directory, empty, binary, cut short (a partial last line), malformed (a line whose
+    field count is not the header's), header-only, another tool's (no key columns) or holds text
+    in a metric column."""
+    import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise CLIError(f"{path} not found; build it with `snakemake results/leaderboard.csv --cores all`")
-    lb = L.read(path)
-    return lb, L.metric_directions(path.parent / "metrics.yaml")
+    if path.is_dir():
+        raise CLIError(f"{path}: is a directory, not a leaderboard CSV; give the file, e.g. --file {path / 'leaderboard.csv'}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CLIError(f"{path}: cannot be read ({err.strerror or err})") from err
+    if not data.strip():
+        raise CLIError(f"{path}: is empty, not a leaderboard CSV; {REBUILD}")
+    try:
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CLIError(f"{path}: is binary (byte {err.start} is not UTF-8 text), not a leaderboard CSV; {REBUILD}") from err
+    if not text.endswith("\n"):
+        last = text.count("\n") + 1
+        raise CLIError(f"{path}: its last line ({last}) has no line end: the file is cut short (truncated); {REBUILD}")
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        header = next(reader)
+        n_rows = 0
+        for row in reader:
+            n_rows += 1
+            if len(row) != len(header):
+                raise CLIError(f"{path}: line {reader.line_num} has {len(row)} field(s) where the header has "
+                               f"{len(header)}: truncated or malformed; {REBUILD}")
+    except csv.Error as err:
+        raise CLIError(f"{path}: not a well-formed CSV (line {reader.line_num}: {err}); {REBUILD}") from err
+    missing = [c for c in NEEDED_COLUMNS if c not in header]
+    if missing:
+        shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
+        raise CLIError(f"{path}: not an aenbench leaderboard: no column(s) {', '.join(missing)} (its columns: {shown})")
+    if not n_rows:
+        raise CLIError(f"{path}: has a header but no rows; {REBUILD}")
+    try:
+        lb = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, ValueError) as err:
+        raise CLIError(f"{path}: not a readable CSV ({str(err).strip().splitlines()[0]}); {REBUILD}") from err
+    for column in (c for c in lb.columns if c in R.METRICS and not pd.api.types.is_numeric_dtype(lb[c])):
+        numbers = pd.to_numeric(lb[column], errors="coerce")
+        bad = lb[column].notna() & numbers.isna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise CLIError(f"{path}: the metric column {column} holds text ({lb[column].iloc[i]!r} in data row {i + 1}), "
+                           f"where numbers are expected; {REBUILD}")
+    return lb
+
+
+def directions_of(path: Path) -> dict[str, bool | None]:
+    """The metric directions from ``metrics.yaml`` next to the leaderboard (the registry's when absent)."""
+    from aenbench import leaderboard as L
+
+    try:
+        return L.metric_directions(path.parent / "metrics.yaml")
+    except Exception as err:  # noqa: BLE001 - any unreadable metrics.yaml is a user-facing refusal
+        raise CLIError(f"{path.parent / 'metrics.yaml'}: not a metrics.yaml written by the leaderboard rule "
+                       f"({type(err).__name__}); {REBUILD}") from err
+
+
+def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, bool | None]]:
+    lb = read_leaderboard(path)
+    return lb, directions_of(Path(path))
 
 
 def _filter(lb: pd.DataFrame, column: str, values: list[str] | None) -> pd.DataFrame:
@@ -81,12 +152,18 @@ def _render(df: pd.DataFrame, fmt: str) -> str:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> str:
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit {args.limit}: give a positive number of rows")
+    if args.columns is not None and not _split(args.columns):
+        raise CLIError(f"--columns {' '.join(args.columns)!r} names no column; give column names, e.g. --columns family L0")
+    for option, values in [("--track", args.track), ("--dataset", args.dataset), ("--family", args.family),
+                           ("--source", args.source), ("--kind", args.kind)]:
+        if values is not None and not _split(values):
+            raise CLIError(f"{option} {' '.join(values)!r} names no value")
     lb, directions = load(args.file)
     for column, values in [("track", args.track), ("dataset", args.dataset), ("family", args.family),
                            ("source", args.source), ("kind", args.kind)]:
         lb = _filter(lb, column, _split(values))
-    if args.limit is not None and args.limit < 1:
-        raise CLIError(f"--limit {args.limit}: give a positive number of rows")
     columns = _split(args.columns) or [c for c in DEFAULT_COLUMNS if c in lb.columns]
     added = []
     if args.columns:
@@ -99,7 +176,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
         if args.sort not in lb.columns:
             raise CLIError(f"cannot sort by {args.sort!r}: no such column; metrics: {', '.join(directions)}")
         ascending = args.ascending if args.ascending is not None else directions.get(args.sort) is not True
-        lb = lb.sort_values(args.sort, ascending=ascending, kind="stable", na_position="last")
+        try:
+            lb = lb.sort_values(args.sort, ascending=ascending, kind="stable", na_position="last")
+        except TypeError as err:
+            raise CLIError(f"cannot sort by {args.sort!r}: its values mix numbers and text") from err
         if args.sort not in columns:
             columns.append(args.sort)
     missing = [c for c in columns if c not in lb.columns]
@@ -116,6 +196,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> str:
+    if not (args.l0_tolerance >= 0 and math.isfinite(args.l0_tolerance)):
+        raise CLIError(f"--l0-tolerance {args.l0_tolerance}: give a relative distance ≥ 0, e.g. 0.25")
     lb, directions = load(args.file)
     lb = _filter(lb, "track", _split(args.track))
     tracks = sorted(lb.loc[(lb["family"] == args.name) & (lb["source"] == "ours"), "track"].unique())
@@ -188,15 +270,20 @@ def cmd_metrics(args: argparse.Namespace) -> str:
     import pandas as pd
 
     path = Path(args.file).parent / "metrics.yaml"
-    if path.exists():
+    if path.is_file():
         import yaml
 
-        with open(path) as f:
-            metrics = yaml.safe_load(f)["metrics"]
+        try:
+            with open(path) as f:
+                metrics = yaml.safe_load(f)["metrics"]
+            rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
+                    for m, i in metrics.items()]
+        except Exception as err:  # noqa: BLE001 - any unreadable metrics.yaml is a user-facing refusal
+            raise CLIError(f"{path}: not a metrics.yaml written by the leaderboard rule ({type(err).__name__}); "
+                           f"{REBUILD}") from err
     else:
-        metrics = R.metrics_dictionary()
-    rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
-            for m, i in metrics.items()]
+        rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
+                for m, i in R.metrics_dictionary().items()]
     return _render(pd.DataFrame(rows), args.format)
 
 

@@ -7,11 +7,21 @@ while planning the DAG).
 
 from __future__ import annotations
 
+import ast
+import difflib
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+#: the checkout (src/aenbench/configcheck.py → ../..): where a variant's relative plugin path is
+#: looked up when it is not found from the working directory (as compare_common.smk does)
+CHECKOUT = Path(__file__).resolve().parents[2]
+ARCH_FIELDS_FILE = Path(__file__).resolve().with_name("arch_fields.py")
+INT64_MAX = 2**63 - 1
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
@@ -45,7 +55,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         "required": f"missing required key(s); required: {value}",
         "minItems": f"needs at least {value} item(s)",
         "maxItems": f"needs at most {value} item(s)",
-        "uniqueItems": "items must be unique",
+        "uniqueItems": "items must be unique" + _repeat_hint(error.instance),
         "pattern": f"must match {value}",
         "minProperties": f"needs at least {value} entr(y/ies)",
     }.get(v, error.message)
@@ -54,8 +64,22 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{field} = {bad}: {allowed}"
 
 
+def _repeat_hint(instance: Any) -> str:
+    """`` (0.1 is listed twice: remove the repeat)`` for a list with a repeated value."""
+    if not isinstance(instance, list):
+        return ""
+    seen: list[Any] = []
+    for v in instance:
+        if any(v == w and isinstance(v, bool) == isinstance(w, bool) for w in seen):
+            return f" ({v!r} is listed more than once: remove the repeat)"
+        seen.append(v)
+    return ""
+
+
 def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
-    """All violations of ``schema`` in ``config``, as readable one-liners."""
+    """All violations of ``schema`` in ``config``, as readable one-liners; then what JSON schema
+    lets through: NaN and ±inf anywhere (they pass minimum / maximum) and integral floats such
+    as 8.0 where the schema says ``type: integer`` (JSON schema counts 8.0 as an integer)."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     out = []
@@ -63,7 +87,542 @@ def schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
         # for a oneOf/anyOf/$ref the most specific sub-error is the useful one
         best = jsonschema.exceptions.best_match([err]) if err.context else err
         out.append(_describe(best))
+    reported = {_key(m) for m in out}
+    out += [m for m in nonfinite_errors(config) + integer_errors(config, schema) if _key(m) not in reported]
     return out
+
+
+def _walk(node: Any, path: tuple = ()) -> Any:
+    yield path, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, (*path, i))
+
+
+def nonfinite_errors(config: Any) -> list[str]:
+    """Every NaN / inf in the config (YAML ``.nan``, ``.inf``), wherever it is."""
+    return [f"{_field(path)} = {v!r}: must be a finite number (YAML .nan / .inf are not allowed; write a finite value)"
+            for path, v in _walk(config) if isinstance(v, float) and not math.isfinite(v)]
+
+
+def _resolve(schema: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        if not ref.startswith("#/"):
+            return node
+        target: Any = schema
+        for part in ref[2:].split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def integer_errors(config: Any, schema: dict[str, Any]) -> list[str]:
+    """Floats with no fractional part (8.0) at the schema's ``type: integer`` fields (JSON schema
+    accepts them; ``range(8.0)``, ``torch.zeros(8.0)`` do not)."""
+    out: list[str] = []
+
+    def visit(node: Any, sub: Any, path: tuple) -> None:
+        sub = _resolve(schema, sub)
+        if not isinstance(sub, dict):
+            return
+        types = sub.get("type")
+        types = [types] if isinstance(types, str) else (types or [])
+        if ("integer" in types and "number" not in types and isinstance(node, float)
+                and math.isfinite(node) and node.is_integer()):
+            out.append(f"{_field(path)} = {node!r}: must be an integer, not a float — write {int(node)}")
+        if isinstance(node, dict):
+            props = sub.get("properties", {})
+            extra = sub.get("additionalProperties")
+            for k, v in node.items():
+                if k in props:
+                    visit(v, props[k], (*path, k))
+                elif isinstance(extra, dict):
+                    visit(v, extra, (*path, k))
+        elif isinstance(node, list) and isinstance(sub.get("items"), dict):
+            for i, v in enumerate(node):
+                visit(v, sub["items"], (*path, i))
+
+    visit(config, schema, ())
+    return out
+
+
+# --- the generated table of architectures' config fields (src/aenbench/arch_fields.py, written by
+# scripts/gen_arch_fields.py), read as literals: nothing is imported at DAG start.
+
+def load_tables(path: str | Path = ARCH_FIELDS_FILE) -> dict[str, Any]:
+    """The upper-case literal assignments of arch_fields.py (ARCH_FIELDS, CONFIG_CLASSES, MODELS,
+    SYNTHSAE_SPEC), parsed with ``ast`` instead of imported."""
+    tree = ast.parse(Path(path).read_text())
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()}
+
+
+def annotation_kind(text: str) -> dict[str, Any]:
+    """A dataclass field's annotation (``int``, ``float | None``, ``Literal['a', 'b']``,
+    ``<class 'int'>``, ``typing.Literal[...]``) as the kind of value a config may give it:
+    ``{"type": int|float|bool|str|list|any}`` or ``{"enum": [...]}``, with ``"null": True`` when
+    None is allowed."""
+    s = text.strip()
+    m = re.fullmatch(r"<class '([\w.]+)'>", s)
+    if m:
+        s = m.group(1)
+    s = s.replace("typing.", "").replace("typing_extensions.", "").replace("builtins.", "")
+    try:
+        node = ast.parse(s, mode="eval").body
+    except SyntaxError:
+        return {"type": "any"}
+    parts = _union_parts(node)
+    null = any(isinstance(p, ast.Constant) and p.value is None or isinstance(p, ast.Name) and p.id == "None"
+               for p in parts)
+    rest = [p for p in parts if not (isinstance(p, ast.Constant) and p.value is None
+                                     or isinstance(p, ast.Name) and p.id == "None")]
+    kind = _single_kind(rest[0]) if len(rest) == 1 else {"type": "any"}
+    if null:
+        kind["null"] = True
+    return kind
+
+
+def _union_parts(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union_parts(node.left) + _union_parts(node.right)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        if node.value.id == "Optional":
+            return [node.slice, ast.Constant(None)]
+        if node.value.id == "Union":
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            return [p for e in elts for p in _union_parts(e)]
+    return [node]
+
+
+def _single_kind(node: ast.expr) -> dict[str, Any]:
+    if isinstance(node, ast.Name) and node.id in ("int", "float", "bool", "str"):
+        return {"type": node.id}
+    if isinstance(node, ast.Name) and node.id in ("list", "tuple", "List", "Tuple", "Sequence"):
+        return {"type": "list"}
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        if node.value.id == "Literal":
+            elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            try:
+                return {"enum": [ast.literal_eval(e) for e in elts]}
+            except ValueError:
+                return {"type": "any"}
+        if node.value.id in ("list", "tuple", "List", "Tuple", "Sequence"):
+            return {"type": "list"}
+    return {"type": "any"}
+
+
+def value_fits(kind: dict[str, Any], v: Any) -> bool:
+    if v is None:
+        return bool(kind.get("null")) or kind.get("type") == "any"
+    if "enum" in kind:
+        return any(v == e and type(v) is type(e) for e in kind["enum"])
+    t = kind.get("type", "any")
+    if t == "int":
+        return _integer(v)
+    if t == "float":
+        return _number(v) and math.isfinite(v)
+    if t == "bool":
+        return isinstance(v, bool)
+    if t == "str":
+        return isinstance(v, str)
+    if t == "list":
+        return isinstance(v, list)
+    return True
+
+
+def describe_kind(kind: dict[str, Any]) -> str:
+    if "enum" in kind:
+        text = f"one of {kind['enum']}"
+    else:
+        text = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+                "list": "a list", "any": "any value"}[kind.get("type", "any")]
+    return text + (" or null" if kind.get("null") else "")
+
+
+def _value_hint(kind: dict[str, Any], v: Any) -> str:
+    if kind.get("type") == "int" and isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        return f" — write {int(v)}"
+    if kind.get("type") in ("int", "float") and isinstance(v, str):
+        try:
+            number = float(v)
+        except ValueError:
+            return ""
+        if kind["type"] == "float" or number.is_integer():
+            written = repr(number) if kind["type"] == "float" else str(int(number))
+            return f" — YAML read {v!r} as a string (a YAML 1.1 float needs a dot: 1.0e-3); write {written}"
+    if isinstance(v, bool) and kind.get("type") in ("int", "float"):
+        return " — write a number, not true/false"
+    return ""
+
+
+def _suggest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+# --- SAE plugins (a variant's `plugin:` file): the architectures it registers and the fields of
+# their training configs, read with `ast` (the file is not imported at DAG start)
+
+class PluginFacts:
+    """What ``ast`` can tell of a plugin file: ``registrations`` maps each architecture it registers
+    with ``register_sae_training_class`` to its config's fields (None: a base class not found in
+    the file or in the table), ``complete`` is False when some registration's name could not be
+    read (a computed string)."""
+
+    def __init__(self, registrations: dict[str, dict[str, Any] | None], complete: bool):
+        self.registrations, self.complete = registrations, complete
+
+
+def plugin_facts(source: str, classes: dict[str, dict[str, Any]]) -> PluginFacts:
+    tree = ast.parse(source)
+    consts = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+              and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+              for t in node.targets if isinstance(t, ast.Name)}
+    defs = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+
+    def name_of(node: ast.expr) -> str | None:
+        return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+    def fields_of(name: str | None, depth: int = 0) -> dict[str, Any] | None:
+        if name is None or depth > 20:
+            return None
+        if name in defs:
+            merged: dict[str, Any] = {}
+            for base in reversed(defs[name].bases):  # dataclass fields: bases in reverse MRO, then its own
+                found = fields_of(name_of(base), depth + 1)
+                if found is None:
+                    return None
+                merged.update(found)
+            for stmt in defs[name].body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    text = ast.unparse(stmt.annotation)
+                    if "ClassVar" not in text and stmt.target.id not in ("d_in", "d_sae", "device", "metadata"):
+                        merged[stmt.target.id] = annotation_kind(text)
+            return merged
+        return dict(classes[name]) if name in classes else None
+
+    registrations: dict[str, dict[str, Any] | None] = {}
+    complete = True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and name_of(node.func) == "register_sae_training_class":
+            if len(node.args) < 3:
+                complete = False
+                continue
+            arch = node.args[0]
+            name = (arch.value if isinstance(arch, ast.Constant) and isinstance(arch.value, str)
+                    else consts.get(arch.id) if isinstance(arch, ast.Name) else None)
+            if name is None:
+                complete = False
+                continue
+            registrations[name] = fields_of(name_of(node.args[2]))
+    return PluginFacts(registrations, complete)
+
+
+def resolve_plugin_path(plugin: str, basedir: str | Path = CHECKOUT) -> Path:
+    """As compare_common.smk's variant_plugin: from the working directory when it exists there,
+    else relative to the checkout."""
+    path = Path(plugin)
+    return path if path.is_absolute() or path.exists() else Path(basedir) / path
+
+
+# --- hyperparameter names and kinds against each architecture's config fields
+
+def _plugin_archs(cfg: dict[str, Any], tables: dict[str, Any], basedir: str | Path,
+                  problems: list[str], notes: list[str]) -> dict[str, dict[str, Any] | None]:
+    """architecture -> fields (None: not readable) of every variant's plugin; plugin problems
+    (missing file, not Python, architecture it does not register) go to ``problems``."""
+    known = tables["ARCH_FIELDS"]
+    out: dict[str, dict[str, Any] | None] = {}
+    for name, variant in (cfg.get("variants") or {}).items():
+        arch, plugin = variant.get("architecture"), variant.get("plugin")
+        if not plugin or not isinstance(arch, str):
+            continue
+        path = resolve_plugin_path(plugin, basedir)
+        if not path.is_file():
+            problems.append(f"variants.{name}.plugin = {plugin!r}: no such file (looked in the working directory "
+                            f"and in {basedir}) — give the path of the Python file that registers {arch!r}")
+            out[arch] = None  # reported: not also an unknown architecture
+            continue
+        try:
+            facts = plugin_facts(path.read_text(), tables["CONFIG_CLASSES"])
+        except (SyntaxError, UnicodeDecodeError, ValueError) as err:
+            line = getattr(err, "lineno", None)
+            problems.append(f"variants.{name}.plugin = {plugin!r}: not a Python file that parses"
+                            f"{f' (line {line})' if line else ''}: {getattr(err, 'msg', err)} — fix the file")
+            out[arch] = None
+            continue
+        if arch in facts.registrations:
+            out[arch] = facts.registrations[arch]
+            if facts.registrations[arch] is None:
+                notes.append(f"variants.{name}: the config fields of {arch!r} could not be read from {plugin} (its "
+                             "config's base class is not a sae-lens training config): its hyperparameter names "
+                             "are checked only when its training job builds the SAE")
+        elif facts.complete and facts.registrations:
+            problems.append(f"variants.{name}.architecture = {arch!r}: {plugin} registers only "
+                            f"{', '.join(map(repr, sorted(facts.registrations)))} — set architecture to one of them")
+            out[arch] = None
+        else:
+            out[arch] = None
+            notes.append(f"variants.{name}: could not tell from {plugin} with ast which architectures it registers: "
+                         f"{arch!r} and its hyperparameter names are checked only when its training job starts")
+    return out
+
+
+def name_problems(cfg: dict[str, Any], tables: dict[str, Any], basedir: str | Path = CHECKOUT,
+                  notes: list[str] | None = None) -> list[str]:
+    """Architecture names, hyperparameter names and the kinds of their values (families.*.fixed /
+    grid, arch_defaults, synthsae.arch_defaults, llm.families, llm.arch_defaults, ablations.*.fixed
+    / arms, variants.*), against the generated table of each architecture's config fields; names
+    set both in a family's fixed and in its grid; synthsae.spec keys and values."""
+    notes = notes if notes is not None else []
+    problems: list[str] = []
+    known: dict[str, Any] = tables["ARCH_FIELDS"]
+    plugins = _plugin_archs(cfg, tables, basedir, problems, notes)
+    registered = ", ".join(sorted(known))
+
+    def fields(arch: str) -> dict[str, Any] | None:
+        return known[arch]["fields"] if arch in known else plugins.get(arch)
+
+    def check_arch(where: str, arch: Any, allow_plugin: bool) -> bool:
+        if not isinstance(arch, str):
+            return False  # the schema reports it
+        if arch in known or (allow_plugin and arch in plugins):
+            return True
+        problems.append(f"{where}.architecture = {arch!r}: not a registered SAE architecture — "
+                        f"{_suggest(arch, list(known))}registered: {registered} (a new architecture goes under "
+                        "variants: with a plugin: file)")
+        return False
+
+    def check_values(where: str, arch: str, values: dict[str, Any], grid: bool = False) -> None:
+        allowed = fields(arch)
+        if allowed is None or not isinstance(values, dict):
+            return
+        cls = known[arch]["config_class"] if arch in known else f"{arch} (plugin)"
+        for name, value in values.items():
+            if name not in allowed:
+                if name in ("d_in", "d_sae", "device", "metadata"):
+                    fix = "aenbench sets it from the track (n / m, llm.width, device) — remove it"
+                else:
+                    fix = f"{_suggest(name, list(allowed))}fields of {cls}: {', '.join(sorted(allowed))}"
+                problems.append(f"{where}.{name}: {name!r} is not a hyperparameter of architecture {arch!r} — {fix}")
+                continue
+            for i, v in (enumerate(value) if grid and isinstance(value, list) else [(None, value)]):
+                if not value_fits(allowed[name], v):
+                    problems.append(f"{where}.{name}{'' if i is None else f'[{i}]'} = {v!r}: must be "
+                                    f"{describe_kind(allowed[name])} (field {name} of architecture {arch!r})"
+                                    f"{_value_hint(allowed[name], v)}")
+
+    def check_family(where: str, fam: dict[str, Any], allow_plugin: bool) -> None:
+        if not isinstance(fam, dict) or not check_arch(where, fam.get("architecture"), allow_plugin):
+            return
+        arch = fam["architecture"]
+        check_values(f"{where}.fixed", arch, fam.get("fixed") or {})
+        check_values(f"{where}.grid", arch, fam.get("grid") or {}, grid=True)
+        both = sorted(set(fam.get("fixed") or {}) & set(fam.get("grid") or {}))
+        for name in both:
+            problems.append(f"{where}: {name!r} is set in both fixed and grid (the grid value silently wins) — "
+                            "keep it in one of them")
+
+    def check_defaults(where: str, defaults: Any, allow_plugin: bool) -> None:
+        for arch, values in (defaults or {}).items():
+            if arch in known or (allow_plugin and arch in plugins):
+                check_values(f"{where}.{arch}", arch, values or {})
+            else:
+                problems.append(f"{where}.{arch}: not a registered SAE architecture, so these defaults would never be "
+                                f"used — {_suggest(arch, list(known))}registered: {registered}")
+
+    check_defaults("arch_defaults", cfg.get("arch_defaults"), True)
+    families = cfg.get("families") or {}
+    for name, fam in families.items():
+        check_family(f"families.{name}", fam, False)
+    for name, variant in (cfg.get("variants") or {}).items():
+        check_family(f"variants.{name}", variant, bool(variant.get("plugin")))
+    for name, abl in (cfg.get("ablations") or {}).items():
+        base = families.get(abl.get("base")) if isinstance(abl, dict) else None
+        arch = base.get("architecture") if isinstance(base, dict) else None
+        if isinstance(arch, str) and arch in known:
+            check_values(f"ablations.{name}.fixed", arch, abl.get("fixed") or {})
+            for arm, overrides in (abl.get("arms") or {}).items():
+                check_values(f"ablations.{name}.arms.{arm}", arch, overrides or {})
+    ss = cfg.get("synthsae")
+    if isinstance(ss, dict):
+        check_defaults("synthsae.arch_defaults", ss.get("arch_defaults"), False)
+        spec_defaults = tables["SYNTHSAE_SPEC"]
+        for key, v in (ss.get("spec") or {}).items():
+            if key not in spec_defaults:
+                problems.append(f"synthsae.spec.{key}: unknown spec key — {_suggest(key, list(spec_defaults))}"
+                                f"keys: {', '.join(sorted(spec_defaults))}")
+                continue
+            default = spec_defaults[key]
+            kind = ({"type": "any"} if default is None else {"type": "bool"} if isinstance(default, bool)
+                    else {"type": "int"} if isinstance(default, int) else {"type": "float"} if isinstance(default, float)
+                    else {"type": "any"})
+            if not value_fits(kind, v):
+                problems.append(f"synthsae.spec.{key} = {v!r}: must be {describe_kind(kind)} (default "
+                                f"{default!r}){_value_hint(kind, v)}")
+            elif key == "seed" and not 0 <= v <= INT64_MAX:
+                problems.append(f"synthsae.spec.seed = {v!r}: must be within 0 … {INT64_MAX} (int64)")
+    llm = cfg.get("llm")
+    if isinstance(llm, dict):
+        check_defaults("llm.arch_defaults", llm.get("arch_defaults"), False)
+        for name, fam in (llm.get("families") or {}).items():
+            check_family(f"llm.families.{name}", fam, False)
+    return problems
+
+
+def layer_problems(cfg: dict[str, Any], tables: dict[str, Any]) -> list[str]:
+    """llm.hook past the last layer of the registered model."""
+    llm = cfg.get("llm")
+    if not isinstance(llm, dict):
+        return []
+    model, hook = llm.get("model"), llm.get("hook")
+    spec = tables["MODELS"].get(model)
+    m = re.fullmatch(r"blocks\.([0-9]+)\.(.+)", hook) if isinstance(hook, str) else None
+    if spec is None or m is None:
+        return []
+    layer, n = int(m.group(1)), spec["n_layers"]
+    if layer >= n:
+        return [f"llm.hook = {hook!r}: {model} has {n} layers (blocks.0 … blocks.{n - 1}) — pick a layer ≤ {n - 1}, "
+                f"e.g. blocks.{n // 2}.{m.group(2)}"]
+    return []
+
+
+# --- the grid-size guard
+
+#: above this many SAEs a config is refused unless it sets ``allow_large_grid: true`` (the
+#: shipped configs train at most 961: configs/default.yaml 961, smoke 46, the paper configs 16–660)
+GRID_SAE_LIMIT = 20_000
+FLOP_PER_SAMPLE_DIM = 6  # per SAE, per training sample, per d_in × width: forward and backward of W_enc, W_dec
+CPU_FLOPS = 25e9  # effective FLOP/s of one CPU core
+
+
+def _n_grid(fam: Any) -> int:
+    grid = (fam or {}).get("grid") or {} if isinstance(fam, dict) else {}
+    return math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+
+
+def grid_size(cfg: dict[str, Any], tables: dict[str, Any]) -> dict[str, tuple[int, float]]:
+    """track -> (SAEs the config trains, estimated CPU seconds), without building any table:
+    the count is a product of list lengths. The estimate per SAE is
+
+        steps × batch_size × d_in × width × 6 FLOP / 25 GFLOP/s  (one core)
+
+    with d_in, width = n, m (synthetic), spec hidden_dim, width (synthsae), the model's d_model,
+    llm.width (llm). Synthetic counts the families' grids on each ρ (synthetic.pairs respected),
+    the spread replicates, the ablations' arms and the variants' grids on their datasets, all
+    × synthetic.train.seeds; synthsae and llm their families' grids × their seeds."""
+    def cost(train: dict[str, Any], d_in: Any, width: Any) -> float:
+        try:
+            return float(train["steps"]) * float(train["batch_size"]) * float(d_in) * float(width)                 * FLOP_PER_SAMPLE_DIM / CPU_FLOPS
+        except (KeyError, TypeError, ValueError):
+            return 0.0
+
+    out: dict[str, tuple[int, float]] = {}
+    families = cfg.get("families") or {}
+    syn = cfg.get("synthetic")
+    if isinstance(syn, dict):
+        seeds = len(syn.get("train", {}).get("seeds") or [0])
+        datasets = [f"rho{r}" for r in syn.get("rhos") or []]
+        pairs = syn.get("pairs") or {}
+        trained = [(d, f) for d in datasets for f in pairs.get(d, syn.get("families") or [])]
+        count = sum(_n_grid(families.get(f)) for _, f in trained) * seeds
+        spread = syn.get("spread") or {}
+        replicates = len(spread.get("seeds") or []) + len(spread.get("dictionary_seeds") or [])
+        if replicates:
+            spread_fams = spread.get("families", syn.get("families") or [])
+            count += replicates * sum(1 for _, f in trained if f in spread_fams)
+        for abl in (cfg.get("ablations") or {}).values():
+            count += len(abl.get("arms") or {}) * len(abl.get("datasets") or datasets) * seeds
+        for variant in (cfg.get("variants") or {}).values():
+            count += _n_grid(variant) * len((variant.get("compare") or {}).get("datasets") or datasets) * seeds
+        out["synthetic"] = (count, count * cost(syn.get("train", {}), syn.get("n"), syn.get("m")))
+    ss = cfg.get("synthsae")
+    if isinstance(ss, dict):
+        train = ss.get("train") or {}
+        count = sum(_n_grid(families.get(f)) for f in ss.get("families") or []) * len(train.get("seeds") or [0])
+        hidden = (ss.get("spec") or {}).get("hidden_dim", tables["SYNTHSAE_SPEC"]["hidden_dim"])
+        out["synthsae"] = (count, count * cost(train, hidden, ss.get("width")))
+    llm = cfg.get("llm")
+    if isinstance(llm, dict):
+        train = llm.get("train") or {}
+        count = sum(_n_grid(f) for f in (llm.get("families") or {}).values()) * len(train.get("seeds") or [0])
+        d_model = (tables["MODELS"].get(llm.get("model")) or {}).get("d_model")
+        out["llm"] = (count, count * cost(train, d_model, llm.get("width")))
+    return out
+
+
+def grid_summary(sizes: dict[str, tuple[int, float]]) -> str:
+    total = sum(n for n, _ in sizes.values())
+    seconds = sum(s for _, s in sizes.values())
+    parts = ", ".join(f"{track} {n:,}" for track, (n, _) in sizes.items())
+    when = f"{seconds / 3600:,.1f} CPU core-hours" if seconds >= 3600 else f"{seconds / 60:,.1f} CPU core-minutes"
+    return (f"this config trains {total:,} SAEs ({parts}), estimated {when} of training "
+            f"(steps × batch × d_in × width × {FLOP_PER_SAMPLE_DIM} FLOP at {CPU_FLOPS / 1e9:g} GFLOP/s)")
+
+
+def grid_size_problems(cfg: dict[str, Any], tables: dict[str, Any],
+                       limit: int = GRID_SAE_LIMIT) -> list[str]:
+    """The guard: more than ``limit`` SAEs is refused unless the config sets allow_large_grid: true."""
+    sizes = grid_size(cfg, tables)
+    total = sum(n for n, _ in sizes.values())
+    if total > limit and cfg.get("allow_large_grid") is not True:
+        return [f"grid size: {grid_summary(sizes)}, above the guard of {limit:,} SAEs — shrink the grids "
+                "(families.*.grid, seeds, rhos), or set `allow_large_grid: true` at the top level of the config "
+                "to train them anyway"]
+    return []
+
+
+def _key(problem: str) -> str:
+    return problem.split(": ")[0].split(" = ")[0]
+
+
+def early_problems(cfg: dict[str, Any], tables: dict[str, Any], basedir: str | Path = CHECKOUT,
+                   notes: list[str] | None = None, already: list[str] = ()) -> list[str]:
+    """For a config that failed the schema: the checks that do not need a schema-valid config
+    (names, kinds, architectures, the hook's layer, the grid-size guard), so that one run reports
+    them with the schema's errors; a field ``already`` names is not reported twice. Best effort:
+    a config too malformed for them gets the schema's errors alone."""
+    try:
+        found = name_problems(cfg, tables, basedir, notes) + layer_problems(cfg, tables) \
+            + grid_size_problems(cfg, tables)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return []
+    seen = {_key(p) for p in already}
+    return [p for p in found if _key(p) not in seen]
+
+
+# --- YAML mappings with a key given twice (PyYAML keeps the last silently: a family defined
+# twice loses its first definition)
+
+def duplicate_key_problems(path: str | Path) -> list[str]:
+    try:
+        root = yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return []  # Snakemake reports an unreadable config file itself
+    problems: list[str] = []
+
+    def visit(node: Any, where: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else None
+                if k is not None and k != "<<":
+                    if k in seen:
+                        problems.append(f"{_field((*where, k))}: defined twice in {path} (lines {seen[k]} and "
+                                        f"{key.start_mark.line + 1}; YAML keeps only the last) — remove or rename one")
+                    else:
+                        seen[k] = key.start_mark.line + 1
+                visit(value, (*where, k))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                visit(item, (*where, i))
+
+    visit(root, ())
+    return problems
 
 
 # --- what the schema cannot express: hyperparameter ranges inside families' fixed / grid values,
@@ -117,13 +676,19 @@ def _candidates(arch_defaults: dict[str, Any], family: dict[str, Any]) -> dict[s
 
 def hyperparameter_problems(where: str, family: dict[str, Any], arch_defaults: dict[str, Any],
                             width: int | None = None, width_field: str = "",
-                            defaults_field: str = "arch_defaults") -> list[str]:
-    """Range errors of one family's (or variant's) hyperparameters, each naming the field."""
+                            defaults_field: str = "arch_defaults",
+                            fields: dict[str, Any] | None = None) -> list[str]:
+    """Range errors of one family's (or variant's) hyperparameters, each naming the field. With
+    ``fields`` (the architecture's config fields), names it lacks and values of the wrong kind
+    are left to :func:`name_problems`, which reports them."""
     arch = family.get("architecture")
     if not isinstance(arch, str):
         return []
     table = {**HYPERPARAMETER_RANGES["*"], **HYPERPARAMETER_RANGES.get(arch, {})}
     cands = _candidates(arch_defaults, family)
+    if fields is not None:
+        cands = {name: [(src, v) for src, v in values if value_fits(fields[name], v)]
+                 for name, values in cands.items() if name in fields}
     problems = []
 
     def field(name: str, src: str) -> str:
@@ -175,9 +740,31 @@ def spread_problems(syn: dict[str, Any]) -> list[str]:
     return problems
 
 
-def consistency_problems(cfg: dict[str, Any]) -> list[str]:
-    """Everything the schema cannot express, for a config that passed the schema."""
-    problems: list[str] = []
+_hyperparameter_problems = hyperparameter_problems
+
+
+def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = None,
+                         basedir: str | Path = CHECKOUT, notes: list[str] | None = None) -> list[str]:
+    """Everything the schema cannot express, for a config that passed the schema: architecture
+    and hyperparameter names and kinds (:func:`name_problems`, against ``tables``, default the
+    generated arch_fields.py), the LLM hook's layer, cross-field constraints, hyperparameter
+    ranges, and the grid-size guard. ``notes`` collects what could not be checked here."""
+    tables = load_tables() if tables is None else tables
+    problems: list[str] = name_problems(cfg, tables, basedir, notes)
+    problems += layer_problems(cfg, tables)
+    arch_fields = tables["ARCH_FIELDS"]
+
+    def fields_of(fam: Any) -> dict[str, Any] | None:
+        arch = fam.get("architecture") if isinstance(fam, dict) else None
+        return arch_fields[arch]["fields"] if arch in arch_fields else None
+
+    def hyperparameter_problems(where: str, family: dict[str, Any], *args: Any, **kwargs: Any) -> list[str]:
+        # the range checks, on the names and values name_problems found well-formed
+        arch = family.get("architecture")
+        if isinstance(arch, str) and arch not in arch_fields and not family.get("plugin"):
+            return []  # an unknown architecture: name_problems reports it
+        return _hyperparameter_problems(where, family, *args, fields=fields_of(family), **kwargs)
+
     families = cfg.get("families", {}) or {}
     arch_defaults = cfg.get("arch_defaults", {}) or {}
     syn = cfg.get("synthetic")
@@ -248,4 +835,5 @@ def consistency_problems(cfg: dict[str, Any]) -> list[str]:
         for name, fam in llm["families"].items():
             problems += hyperparameter_problems(f"llm.families.{name}", fam, llm.get("arch_defaults", {}) or {},
                                                 llm["width"], "llm.width", "llm.arch_defaults")
+    problems += grid_size_problems(cfg, tables)
     return problems

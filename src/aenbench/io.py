@@ -97,3 +97,25 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, hex."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def move_aside(path: str | os.PathLike[str], tag: str = "corrupt") -> Path:
+    """Rename ``path`` (a file or folder) to ``<name>.<tag>-<n>`` next to it, the first free n,
+    and return the new path: a damaged artefact is kept for inspection but no longer read."""
+    path = Path(path)
+    n = 1
+    while (dest := path.with_name(f"{path.name}.{tag}-{n}")).exists():
+        n += 1
+    os.replace(path, dest)
+    return dest

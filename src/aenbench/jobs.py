@@ -6,6 +6,11 @@ The terminal (the stderr Snakemake gave the job) gets one summary line per SAE (
 workflow's terminal lock (``.snakemake/aenbench-terminal.lock``; the first job to start while no
 other holds it, so always a job run on its own) also shows its progress bars, ETA included, and
 its log lines there, when that stderr is a terminal. Everything still goes to the rule's log.
+
+A job that fails with an exception also writes the error's last lines to that stderr (the
+exception's type and message, the file and line of a syntax error, the frame it was raised in)
+and the log's path, so the terminal running ``snakemake`` shows the real error and not only
+Snakemake's ``CalledProcessError``; the full traceback stays in the log.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import fcntl
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any, Sequence
 
 SUMMARY_LOGGER = "aenbench.summary"
@@ -62,6 +69,55 @@ def _take_terminal() -> bool:
     return True
 
 
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from (``__cause__`` / ``__context__``), outermost first."""
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)  # type: ignore[assignment]
+    return seen
+
+
+def error_summary(err: BaseException, log: str | None = None, rule: str | None = None) -> str:
+    """The last lines of a failed job for the terminal: ``ExcType: message`` of the error (and of
+    the errors it was raised from), the file, line and text of a syntax error among them, the
+    frame the error was raised in, and where the whole traceback is."""
+    lines = []
+    for i, e in enumerate(_chain(err)):
+        message = str(e).strip().splitlines()
+        head = f"{type(e).__name__}: {message[0]}" if message else type(e).__name__
+        lines.append(("  raised from " if i else "") + head)
+        lines.extend(f"    {m}" for m in message[1:4])
+        if isinstance(e, SyntaxError) and e.filename:
+            lines.append(f'    File "{e.filename}", line {e.lineno}' + (f": {e.text.strip()}" if e.text else ""))
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith("<")]
+    if frames:
+        last = frames[-1]
+        lines.append(f'  at File "{last.filename}", line {last.lineno}, in {last.name}')
+    if log:
+        lines.append(f"  full traceback: {log}")
+    return f"aenbench job failed{f' (rule {rule})' if rule else ''}: " + "\n".join(lines)
+
+
+def _report_failures(terminal: IO[str], log: str | None, rule: str | None) -> None:
+    """Also write a failing job's error summary to ``terminal`` (see :func:`error_summary`)."""
+    previous = getattr(sys.excepthook, "aenbench_previous", sys.excepthook)  # set up twice: replace, not chain
+
+    def hook(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
+        previous(kind, err, tb)  # the whole traceback, to the log
+        if issubclass(kind, KeyboardInterrupt):
+            return
+        try:
+            sys.stderr.flush()
+            terminal.write(error_summary(err, log, rule) + "\n")
+            terminal.flush()
+        except Exception:  # noqa: BLE001 - the traceback is in the log already
+            pass
+
+    hook.aenbench_previous = previous  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
 def setup_job(smk: Any, torch: bool = False) -> None:
     """Pin the job to ``smk.threads`` threads (1 by default: two threads ran 2–9× slower on the
     2-core machines) and send stdout/stderr, progress bars included, to the rule's log.
@@ -76,12 +132,14 @@ def setup_job(smk: Any, torch: bool = False) -> None:
 
         _torch.set_num_threads(int(threads))
     terminal = sys.stderr
+    real_stderr = terminal
     if smk.log:
         stream: IO[str] = open(smk.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
         if terminal.isatty() and _take_terminal():
             stream = _Tee(stream, terminal)  # type: ignore[assignment]
             terminal = None  # type: ignore[assignment]  # it sees everything already
         sys.stdout = sys.stderr = stream
+        _report_failures(real_stderr, str(smk.log[0]), getattr(smk, "rule", None))
     else:
         terminal = None  # type: ignore[assignment]  # no log: stderr is the terminal
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", force=True)

@@ -26,6 +26,10 @@ Faults. A SAE whose loss terms turn NaN or inf is frozen at its parameters befor
 reported (:class:`Diverged`: run, step, loss terms); the others train on. Checkpoints hold the
 whole stack (parameters, buffers, Adam, schedulers, counters, frozen SAEs, torch's RNG) and a
 resumed stack replays the stream from its seed: bit-identical on CPU, as the per-SAE path.
+Its ``checkpoint.json`` records the sha256 of ``stack_state.pt``; a checkpoint that does not match
+it, does not load, or holds NaN / inf outside the frozen SAEs' slices is moved aside and the stack
+trains from step 0 (:func:`aenbench.training.load_checkpoint`); a state with NaN / inf in a live
+SAE's slice is not saved.
 """
 
 from __future__ import annotations
@@ -41,13 +45,15 @@ import torch
 from sae_lens.training.optim import CoefficientScheduler, get_lr_scheduler
 from sae_lens.saes.sae import TrainCoefficientConfig
 
-from aenbench.io import atomic_dir, write_json
+from aenbench.io import atomic_dir, move_aside
 from aenbench.saes.aen import AENStack, AENTrainingSAE
-from aenbench.training import CheckedTrainer, TrainResult, _RecordingStream, find_checkpoint, trainer_config
+from aenbench.training import (
+    CheckedTrainer, TrainResult, _RecordingStream, load_checkpoint, nonfinite_tensor, trainer_config, write_checkpoint_meta,
+)
 
 log = logging.getLogger(__name__)
 
-STACK_CHECKPOINT_FORMAT = 1
+STACK_CHECKPOINT_FORMAT = "stack-2"  # stack-2: checkpoint.json records the sha256 of stack_state.pt
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 
 
@@ -232,18 +238,66 @@ class StackTrainer:
         self._coefficients = None
 
 
-def _save_checkpoint(trainer: StackTrainer, folder: Path, rng: torch.Tensor, fingerprint: str) -> None:
-    with atomic_dir(folder / "latest") as tmp:
-        torch.save(trainer.state(rng, fingerprint), str(tmp / "stack_state.pt"))
-        write_json(tmp / "checkpoint.json", {"format": STACK_CHECKPOINT_FORMAT, "step": trainer.n_training_steps,
-                                             "fingerprint": fingerprint})
+def stack_nonfinite(state: dict[str, Any], name: str = "stack_state.pt") -> str | None:
+    """The name of a NaN / inf tensor of a stack state outside the frozen SAEs' slices (a frozen
+    SAE's buffers and Adam moments may legitimately be non-finite), or None."""
+    frozen = {int(k) for k in state.get("frozen", {})}
+    K = len(state.get("adaptive_trace", [])) or None
+
+    def live(t: Any) -> Any:
+        if frozen and K and torch.is_tensor(t) and t.dim() >= 1 and t.shape[0] == K:
+            keep = torch.ones(K, dtype=torch.bool)
+            keep[sorted(frozen)] = False
+            return t[keep]
+        return t
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [walk(v) for v in obj]
+        return live(obj)
+
+    checked = {k: walk(v) for k, v in state.items() if k not in ("frozen", "diverged", "torch_rng")}
+    return nonfinite_tensor(checked, name)
+
+
+def _save_checkpoint(trainer: StackTrainer, folder: Path, rng: torch.Tensor, fingerprint: str) -> bool:
+    """Save the stack's state into ``folder/latest`` (atomically, with the sha256 of
+    ``stack_state.pt`` in ``checkpoint.json``); False, with a warning, when it holds NaN / inf in
+    a live SAE or the write fails (disk full): the previous checkpoint stays."""
+    state = trainer.state(rng, fingerprint)
+    bad = stack_nonfinite(state)
+    if bad is not None:
+        log.warning("stack checkpoint at step %d not saved: %s holds NaN or inf; the previous checkpoint in %s stays",
+                    trainer.n_training_steps, bad, folder)
+        return False
+    try:
+        with atomic_dir(folder / "latest") as tmp:
+            torch.save(state, str(tmp / "stack_state.pt"))
+            write_checkpoint_meta(tmp, STACK_CHECKPOINT_FORMAT, trainer.n_training_steps, fingerprint)
+    except OSError as err:
+        log.warning("stack checkpoint at step %d could not be written to %s (%s); training goes on, the previous "
+                    "checkpoint stays", trainer.n_training_steps, folder / "latest", err)
+        return False
+    return True
 
 
 def _find_checkpoint(folder: Path | None, fingerprint: str) -> dict[str, Any] | None:
-    path = find_checkpoint(folder, fingerprint, fmt=STACK_CHECKPOINT_FORMAT)
-    if path is None or not (path / "stack_state.pt").exists():
+    """The verified stack state of this stack in ``folder`` (or None: none, another stack's, or
+    one that failed verification and was moved aside)."""
+    found = load_checkpoint(folder, fingerprint, fmt=STACK_CHECKPOINT_FORMAT,
+                            finite=lambda name, obj: stack_nonfinite(obj, name) if isinstance(obj, dict)
+                            else nonfinite_tensor(obj, name))
+    if found is None:
         return None
-    return torch.load(str(path / "stack_state.pt"), weights_only=True, map_location="cpu")
+    path, loaded = found
+    if "stack_state.pt" not in loaded:
+        dest = move_aside(path)
+        log.warning("checkpoint %s is not usable: its checkpoint.json does not list stack_state.pt; moved it aside "
+                    "to %s and training from step 0", path, dest)
+        return None
+    return loaded["stack_state.pt"]
 
 
 def train_stack(

@@ -15,7 +15,11 @@ subclass of sae-lens's trainer that overrides its public ``step()`` seam to
   is NaN or inf, before anything is written;
 * save a checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir`` (SAE state dict incl.
   buffers such as AEN's EMA, optimiser, lr and coefficient schedulers, sparsity counters, torch's
-  global RNG state), written atomically; ``train_sae`` resumes from it when one is there.
+  global RNG state), written atomically, with the sha256 of each of its files in its
+  ``checkpoint.json``; a state holding NaN or inf is not saved. ``train_sae`` resumes from a
+  checkpoint of the same run only once every file matches its recorded sha256 and every tensor is
+  finite (:func:`load_checkpoint`); one that fails is moved aside (``latest.corrupt-<n>``) with a
+  warning naming it and why, and the run trains from step 0, so a rerun never gets stuck on it.
 
 The data stream is not checkpointed: on resume it is rebuilt from its seed and fast-forwarded by
 the number of completed steps, so a stream that depends only on its own seed (the synthetic
@@ -50,20 +54,22 @@ from sae_lens.saes.sae import TrainingSAE, TrainStepOutput
 from sae_lens.saes.topk_sae import TopKTrainingSAE
 
 import aenbench.saes  # noqa: F401  (registers aen)
-from aenbench.io import atomic_dir, write_json
+from aenbench.io import atomic_dir, move_aside, sha256_file, write_json
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: checkpoint.json records the sha256 of every file of the checkpoint
+CHECKPOINT_META = "checkpoint.json"
 log = logging.getLogger(__name__)
 
 
 class DivergenceError(RuntimeError):
-    """A loss term became NaN or inf: names the step, the loss terms and the last good checkpoint."""
+    """A loss term became NaN or inf: names the step, the loss terms and the last good checkpoint
+    (one saved in this run or verified when it was resumed; ``how`` says which)."""
 
-    def __init__(self, step: int, losses: dict[str, float], checkpoint: str | None):
+    def __init__(self, step: int, losses: dict[str, float], checkpoint: str | None, how: str = ""):
         self.step, self.losses, self.checkpoint = step, losses, checkpoint
         terms = ", ".join(f"{k}={v!r}" for k, v in losses.items())
-        where = (f"last good checkpoint: {checkpoint}" if checkpoint
-                 else "no checkpoint was saved before it (checkpoint_every not reached)")
+        where = (f"last good checkpoint: {checkpoint}" + (f" ({how})" if how else "") if checkpoint
+                 else "no verified checkpoint of this run exists (none saved yet in this run and none resumed)")
         super().__init__(f"training diverged at step {step}: non-finite loss ({terms}); {where}. "
                          "No metrics were written for this run.")
 
@@ -181,7 +187,8 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.run_fingerprint = run_fingerprint
-        self.last_checkpoint: str | None = None
+        self.last_checkpoint: str | None = None  # saved in this run or verified on resume only
+        self.last_checkpoint_how = ""
         self._resumed_at = -1
 
     def step(self, batch: torch.Tensor) -> TrainStepOutput:
@@ -194,7 +201,7 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         terms = {"loss": out.loss, **out.losses}
         values = {k: float(v.detach().float().sum()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
         if not all(math.isfinite(v) for v in values.values()):
-            raise DivergenceError(s, values, self.last_checkpoint)
+            raise DivergenceError(s, values, self.last_checkpoint, self.last_checkpoint_how)
         return out
 
     def dead_mask(self, window_steps: int) -> torch.Tensor:
@@ -202,16 +209,31 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         return (self.n_forward_passes_since_fired >= window_steps).cpu()
 
     def save_resume_checkpoint(self) -> None:
+        """Save the state before step ``n_training_steps`` into ``checkpoint_dir/latest``
+        (atomically, the sha256 of each file in ``checkpoint.json``). A state with a NaN or inf,
+        or a write that fails (disk full), is not saved: the previous checkpoint stays the last
+        good one and training goes on."""
         assert self.checkpoint_dir is not None
-        with atomic_dir(self.checkpoint_dir / "latest") as tmp:
-            save_file({k: v.detach().cpu().contiguous().clone() for k, v in self.sae.state_dict().items()},
-                      str(tmp / "sae_state.safetensors"))
-            self.save_trainer_state(tmp)
-            rng = getattr(self.data_provider, "rng_before_batch", torch.get_rng_state())
-            save_file({"torch_rng": rng}, str(tmp / "rng.safetensors"))
-            write_json(tmp / "checkpoint.json", {"format": CHECKPOINT_FORMAT, "step": self.n_training_steps,
-                                                 "fingerprint": self.run_fingerprint})
+        step = self.n_training_steps
+        sae_state = {k: v.detach().cpu().contiguous().clone() for k, v in self.sae.state_dict().items()}
+        bad = nonfinite_tensor(sae_state, "sae_state") or nonfinite_tensor(self.optimizer.state_dict(), "optimizer")
+        if bad is not None:
+            log.warning("checkpoint at step %d not saved: %s holds NaN or inf; the last good checkpoint stays %s",
+                        step, bad, self.last_checkpoint or "none")
+            return
+        try:
+            with atomic_dir(self.checkpoint_dir / "latest") as tmp:
+                save_file(sae_state, str(tmp / "sae_state.safetensors"))
+                self.save_trainer_state(tmp)
+                rng = getattr(self.data_provider, "rng_before_batch", torch.get_rng_state())
+                save_file({"torch_rng": rng}, str(tmp / "rng.safetensors"))
+                write_checkpoint_meta(tmp, CHECKPOINT_FORMAT, step, self.run_fingerprint)
+        except OSError as err:  # e.g. ENOSPC: atomic_dir removed the partial copy, the old one is intact
+            log.warning("checkpoint at step %d could not be written to %s (%s); training goes on, the last good "
+                        "checkpoint stays %s", step, self.checkpoint_dir / "latest", err, self.last_checkpoint or "none")
+            return
         self.last_checkpoint = str(self.checkpoint_dir / "latest")
+        self.last_checkpoint_how = f"saved at step {step} in this run"
 
     def resume_from(self, path: Path) -> int:
         """Load the checkpoint at ``path``; return the number of completed steps."""
@@ -226,6 +248,7 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
         self._resumed_at = steps
         self.last_checkpoint = str(path)
+        self.last_checkpoint_how = f"step {steps}, verified on resume"
         return steps
 
 
@@ -241,19 +264,114 @@ def checkpoint_root(out_dir: str | Path) -> Path:
     return out.parent / ".checkpoints" / out.name
 
 
-def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str, fmt: int = CHECKPOINT_FORMAT) -> Path | None:
-    """The usable checkpoint in ``checkpoint_dir``, or None (absent, other format or other run);
-    ``fmt``: the format the caller writes (a per-SAE or a stack checkpoint)."""
+class CheckpointError(RuntimeError):
+    """A checkpoint whose files do not match its ``checkpoint.json`` or hold NaN / inf."""
+
+
+def nonfinite_tensor(obj: Any, where: str = "") -> str | None:
+    """The name of the first floating-point tensor in ``obj`` (nested dicts / lists) holding a NaN
+    or inf, or None. Python floats are not checked (a stack's diverged-SAE loss record is inf)."""
+    if torch.is_tensor(obj):
+        if (obj.is_floating_point() or obj.is_complex()) and not bool(torch.isfinite(obj).all()):
+            return where or "a tensor"
+        return None
+    if isinstance(obj, dict):
+        items: Any = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        bad = nonfinite_tensor(v, f"{where}.{k}" if where else str(k))
+        if bad is not None:
+            return bad
+    return None
+
+
+def write_checkpoint_meta(folder: Path, fmt: int | str, step: int, run_fingerprint: str) -> None:
+    """``folder/checkpoint.json``: format, step, run fingerprint and the sha256 of every other file
+    in ``folder`` (written last, inside the checkpoint's ``atomic_dir``)."""
+    files = {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir())
+             if p.is_file() and p.name != CHECKPOINT_META}
+    write_json(Path(folder) / CHECKPOINT_META, {"format": fmt, "step": step, "fingerprint": run_fingerprint,
+                                                "files": files})
+
+
+def _load_verified(path: Path, meta: dict[str, Any], finite: Any) -> dict[str, Any]:
+    """Each file listed in ``meta`` checked against its sha256, then loaded (safetensors;
+    ``.pt`` with ``torch.load(weights_only=True)``) and ``finite(name, obj)`` asked for the name
+    of a NaN / inf tensor. Returns the loaded objects by file name; raises CheckpointError."""
+    files = meta.get("files")
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{CHECKPOINT_META} records no file checksums")
+    for name, want in files.items():
+        f = path / name
+        if not f.is_file():
+            raise CheckpointError(f"{name}, listed in {CHECKPOINT_META}, is missing")
+        got = sha256_file(f)
+        if got != want:
+            raise CheckpointError(f"{name} has sha256 {got[:16]}…, {CHECKPOINT_META} recorded {want[:16]}… "
+                                  "(altered or truncated after it was saved)")
+    loaded: dict[str, Any] = {}
+    for name in files:
+        f = path / name
+        try:
+            if name.endswith(".safetensors"):
+                loaded[name] = load_file(str(f))
+            elif name.endswith(".pt"):
+                loaded[name] = torch.load(str(f), weights_only=True, map_location="cpu")
+            else:
+                continue
+        except Exception as err:  # a file that matches its checksum but does not load
+            raise CheckpointError(f"{name} cannot be read ({type(err).__name__}: {err})") from err
+        bad = finite(name, loaded[name])
+        if bad is not None:
+            raise CheckpointError(f"{bad} holds NaN or inf")
+    return loaded
+
+
+def load_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str, fmt: int | str = CHECKPOINT_FORMAT,
+                    finite: Any = None) -> tuple[Path, dict[str, Any]] | None:
+    """The verified checkpoint ``checkpoint_dir/latest`` of this run and its loaded files, or None.
+
+    None when there is none, or it is another run's or format's (ignored, and replaced by the
+    next save). A checkpoint of this run that fails verification (its ``checkpoint.json`` missing
+    or not JSON, a file missing or not matching its recorded sha256, a NaN / inf tensor; ``finite``
+    overrides the last check, see :func:`nonfinite_tensor`) is moved aside to
+    ``latest.corrupt-<n>`` with a warning naming it and why, and None is returned: the caller
+    trains from step 0."""
     if checkpoint_dir is None:
         return None
     path = Path(checkpoint_dir) / "latest"
+    if not path.exists():
+        return None
+    finite = finite or (lambda name, obj: nonfinite_tensor(obj, name))
     try:
-        meta = json.loads((path / "checkpoint.json").read_text())
-    except (OSError, ValueError):
+        try:
+            meta = json.loads((path / CHECKPOINT_META).read_text())
+        except FileNotFoundError as err:
+            raise CheckpointError(f"it has no {CHECKPOINT_META}") from err
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"its {CHECKPOINT_META} is not readable JSON ({err})") from err
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"its {CHECKPOINT_META} is not a JSON object")
+        if meta.get("format") != fmt or meta.get("fingerprint") != run_fingerprint:
+            log.info("checkpoint %s is not this run's (format %r, fingerprint %r; this run: %r, %r): not used",
+                     path, meta.get("format"), meta.get("fingerprint"), fmt, run_fingerprint)
+            return None
+        loaded = _load_verified(path, meta, finite)
+    except CheckpointError as err:
+        dest = move_aside(path)
+        log.warning("checkpoint %s is not usable: %s; moved it aside to %s and training from step 0", path, err, dest)
         return None
-    if meta.get("format") != fmt or meta.get("fingerprint") != run_fingerprint:
-        return None
-    return path
+    return path, loaded
+
+
+def find_checkpoint(checkpoint_dir: Path | None, run_fingerprint: str, fmt: int | str = CHECKPOINT_FORMAT) -> Path | None:
+    """The usable, verified checkpoint in ``checkpoint_dir`` (:func:`load_checkpoint`), or None;
+    ``fmt``: the format the caller writes (a per-SAE or a stack checkpoint)."""
+    found = load_checkpoint(checkpoint_dir, run_fingerprint, fmt)
+    return None if found is None else found[0]
 
 
 @dataclass

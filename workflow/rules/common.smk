@@ -31,22 +31,36 @@ eval_settings = _sweeps.eval_settings
 _configcheck = _light_module("configcheck")
 _SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
-# Report every violation at once, each naming the field, its value and what is allowed;
-# then let Snakemake's own validation fill in the schema defaults.
-_schema_problems = _configcheck.schema_errors(config, _configcheck.load_schema(_SCHEMA))
+# Report every violation at once, each naming the field, its value and what is allowed (keys
+# given twice in a config file, the schema, NaN / inf, 8.0 for an integer); then let Snakemake's
+# own validation fill in the schema defaults.
+_config_files = list(dict.fromkeys([*(workflow.overwrite_configfiles or []), *workflow.configfiles]))
+_schema_problems = [p for f in _config_files for p in _configcheck.duplicate_key_problems(f)]
+_schema_problems += _configcheck.schema_errors(config, _configcheck.load_schema(_SCHEMA))
 if _schema_problems:
+    _schema_problems += _configcheck.early_problems(
+        config, _configcheck.load_tables(), workflow.basedir, already=_schema_problems
+    )
     raise WorkflowError("invalid config:\n  - " + "\n  - ".join(_schema_problems))
 validate(config, schema=_SCHEMA)
 
 
 def _check_config_consistency(cfg):
-    """What the schema cannot express (aenbench.configcheck.consistency_problems: cross-field
-    constraints, hyperparameter ranges inside families' fixed / grid values); each error names
-    the field, the bad value and what is allowed."""
+    """What the schema cannot express (aenbench.configcheck.consistency_problems: architecture and
+    hyperparameter names and kinds against the generated src/aenbench/arch_fields.py, the LLM
+    hook's layer, cross-field constraints, hyperparameter ranges, the grid-size guard); each error
+    names the field, the bad value and the fix. Runs before any rule is defined, so a bad config
+    stops here, before a job runs or Snakemake removes any output."""
     if "synthetic" not in cfg and "llm" not in cfg:
         raise WorkflowError("invalid config: it has neither a `synthetic` nor an `llm` section; add one")
     cfg.setdefault("families", {})
-    problems = _configcheck.consistency_problems(cfg)
+    tables = _configcheck.load_tables()
+    sizes = _configcheck.grid_size(cfg, tables)
+    print(f"aenbench: {_configcheck.grid_summary(sizes)}", file=sys.stderr)
+    notes = []
+    problems = _configcheck.consistency_problems(cfg, tables, workflow.basedir, notes)
+    for note in notes:
+        print(f"aenbench: note: {note}", file=sys.stderr)
     if problems:
         raise WorkflowError("invalid config:\n  - " + "\n  - ".join(problems))
 

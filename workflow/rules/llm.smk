@@ -88,6 +88,9 @@ if LLM:
             llm=LLM_HARVEST,
             resources_dir=RES,
             device=config["device"],
+            # aenbench.llm.harvest.MANIFEST_FORMAT: a harvest of an older format is refused by its
+            # readers, so a change of format reruns this rule (Snakemake's params trigger)
+            harvest_format=2,
         priority: 50
         log:
             f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/harvest.log",

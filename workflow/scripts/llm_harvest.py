@@ -4,12 +4,15 @@ from aenbench.jobs import setup_job, summarise
 
 setup_job(snakemake, torch=True)  # noqa: F821
 
-from aenbench.llm.harvest import HarvestSpec, harvest  # noqa: E402
+from aenbench.llm.harvest import MANIFEST_FORMAT, HarvestSpec, harvest  # noqa: E402
 from aenbench.llm.models import load_model, offline_env  # noqa: E402
 from aenbench.training import resolve_device  # noqa: E402
 
 smk = snakemake  # noqa: F821
 llm = smk.params.llm
+if smk.params.harvest_format != MANIFEST_FORMAT:
+    raise RuntimeError(f"workflow/rules/llm.smk: params.harvest_format = {smk.params.harvest_format}, but the harvest "
+                       f"writes format {MANIFEST_FORMAT}: set it to {MANIFEST_FORMAT} so a format change reruns the harvest")
 h = llm["harvest"]
 if llm["model"] == "smollm2-135m" and llm.get("corpus", "packaged") == "packaged":
     offline_env()

@@ -6,16 +6,24 @@ every separator position are dropped: their residual norms are orders of magnitu
 the rest (measured and written to the manifest as ``excluded_norms``).
 
 Shards: ``shard_00000.safetensors`` with ``acts`` (n, d) in the manifest's dtype and
-``token_ids`` / ``context_index`` / ``position`` (n,). Each shard is written atomically with a
-``.sha256`` sidecar; a rerun skips shards whose file matches its sidecar, so a killed harvest
-resumes at shard level. ``manifest.json`` (written last) lists model, hook, dtype, count, d,
-per-shard sha256 and the normalisation statistics; ``stats.safetensors`` holds the per-dim mean
-used for mean-ablation.
+``token_ids`` / ``context_index`` / ``position`` (n,). Each shard is written atomically, then
+its sidecar ``shard_00000.json``: the shard's sha256 and the settings that made it
+(:func:`shard_settings`: model, hook, dtype, seed, corpus, context length, shard index and size,
+the exclusion rule, the sha256 of the shard's token ids, ...). A rerun reuses a shard only when
+its file matches its sidecar and the sidecar's settings are this run's; any other shard is
+rebuilt and the log says why, so a killed harvest resumes at shard level and a change of
+settings never reuses a shard made with the old ones. ``manifest.json`` (written last) lists
+model, hook, dtype, count, d, the settings, per-shard sha256, the sha256 of
+``eval_contexts.safetensors`` and ``stats.safetensors`` (the per-dim mean used for
+mean-ablation), the normalisation statistics and its own content hash; :func:`load_manifest`
+checks all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import random
 import time
@@ -28,14 +36,22 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from aenbench.io import write_json, write_with
-from aenbench.llm.resources import sha256_file
+from aenbench.io import sha256_file, write_json, write_with
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.bfloat16}
+SHARD_FORMAT = 2  # 2: the sidecar records the settings that made the shard
+MANIFEST_FORMAT = 2  # 2: settings, eval_contexts / stats sha256 and the manifest's own content hash
+EXCLUSION_RULE = "drop position 0 and separator tokens"
+log = logging.getLogger(__name__)
 
 
 class ShardError(RuntimeError):
-    """A shard is missing, truncated or does not match its recorded checksum."""
+    """A shard or manifest is missing, truncated or does not match its recorded checksum."""
+
+
+def _rerun_hint(acts_dir: Path) -> str:
+    return (f"rerun the harvest: snakemake {Path(acts_dir) / 'manifest.json'} --forcerun llm_harvest "
+            "(it rebuilds only the shards that do not match)")
 
 
 # --------------------------------------------------------------------------- corpora
@@ -123,21 +139,71 @@ class HarvestSpec:
     corpus: str
 
 
-def _write_shard(path: Path, tensors: dict[str, torch.Tensor], excluded: dict[str, list[float]]) -> str:
-    """Shard first, then its sidecar (sha256 + excluded-position norm sums): a shard without a
-    matching sidecar is treated as unfinished and rebuilt."""
+def _tokens_sha256(block: torch.Tensor) -> str:
+    return hashlib.sha256(block.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()
+
+
+def shard_settings(spec: HarvestSpec, loaded: Any, split: str, index: int, start: int, block: torch.Tensor,
+                   d: int) -> dict[str, Any]:
+    """Everything that decides a shard's content: the harvest settings, the model (registry name,
+    hub name, width, device), the split, shard index and first context, the exclusion rule and
+    separator, and the sha256 of the shard's token ids (corpus, seed, tokenizer, packing; so the
+    split sizes, which change no train shard's tokens, are not needed)."""
+    device = getattr(getattr(loaded.bridge, "cfg", None), "device", None)
+    return {
+        "format": SHARD_FORMAT, "model": spec.model, "hub_name": getattr(loaded.spec, "hub_name", None),
+        "hook": spec.hook, "dtype": spec.dtype, "seed": spec.seed, "corpus": spec.corpus,
+        "context_size": spec.context_size, "shard_contexts": spec.shard_contexts,
+        "batch_contexts": spec.batch_contexts, "split": split, "shard_index": index, "first_context": start,
+        "n_contexts": int(len(block)), "d": d, "device": None if device is None else str(device),
+        "separator_id": loaded.separator_id, "exclusion": EXCLUSION_RULE, "tokens_sha256": _tokens_sha256(block),
+    }
+
+
+def _write_shard(path: Path, tensors: dict[str, torch.Tensor], excluded: dict[str, list[float]],
+                 settings: dict[str, Any]) -> str:
+    """Shard first, then its sidecar (sha256, the settings that made it, excluded-position norm
+    sums): a shard without a matching sidecar is treated as unfinished and rebuilt."""
     write_with(path, lambda tmp: save_file(tensors, str(tmp)))
     digest = sha256_file(path)
-    write_json(path.with_suffix(".json"), {"sha256": digest, "excluded_norm_sums": excluded})
+    write_json(path.with_suffix(".json"), {"sha256": digest, "settings": settings, "excluded_norm_sums": excluded})
     return digest
 
 
-def _finished_shard(path: Path) -> dict[str, Any] | None:
+def _finished_shard(path: Path, settings: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The sidecar of a shard that may be reused (its file matches the sidecar's sha256 and the
+    sidecar's settings are ``settings``), else None and why it is rebuilt."""
     side = path.with_suffix(".json")
-    if not (path.exists() and side.exists()):
-        return None
-    info = json.loads(side.read_text())
-    return info if info.get("sha256") == sha256_file(path) else None
+    if not path.exists() and not side.exists():
+        return None, ""  # never built
+    if not path.exists():
+        return None, f"{path.name} is missing (its sidecar {side.name} is there)"
+    if not side.exists():
+        return None, f"its sidecar {side.name} is missing (a harvest killed before it was written)"
+    try:
+        info = json.loads(side.read_text())
+    except (OSError, ValueError) as err:
+        return None, f"its sidecar {side.name} is not readable JSON ({err})"
+    if not isinstance(info, dict) or not isinstance(info.get("excluded_norm_sums"), dict):
+        return None, f"its sidecar {side.name} is not a shard record"
+    old = info.get("settings")
+    if old != settings:
+        if not isinstance(old, dict):
+            return None, f"its sidecar {side.name} records no settings (an older harvest)"
+        def show(k: str, v: Any) -> str:
+            return f"{v[:12]}…" if k.endswith("sha256") and isinstance(v, str) else repr(v)
+
+        diff = ", ".join(f"{k} {show(k, old.get(k))} -> {show(k, settings.get(k))}"
+                         for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k))
+        return None, f"it was made with other settings ({diff})"
+    if info.get("sha256") != sha256_file(path):
+        return None, f"{path.name} does not match the sha256 in {side.name} (altered or truncated)"
+    return info, ""
+
+
+def _manifest_hash(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "content_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def harvest(
@@ -148,6 +214,9 @@ def harvest(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # a manifest from an earlier harvest stops describing this folder as soon as a shard may be
+    # rebuilt: remove it first, so that a killed rerun leaves no manifest naming stale shards
+    (out_dir / "manifest.json").unlink(missing_ok=True)
     tok = loaded.tokenizer
     sep = loaded.separator_id
     layer = hook_layer(spec.hook)
@@ -173,13 +242,16 @@ def harvest(
         for s_idx, start in enumerate(range(0, len(ctx), spec.shard_contexts)):
             path = out_dir / split / f"shard_{s_idx:05d}.safetensors"
             block = ctx[start:start + spec.shard_contexts]
-            finished = _finished_shard(path)
+            settings = shard_settings(spec, loaded, split, s_idx, start, block, d)
+            finished, why = _finished_shard(path, settings)
             if finished is not None:  # resume: this shard was completed before an interruption
                 data = load_file(str(path))
                 digest = finished["sha256"]
                 shard_excl = finished["excluded_norm_sums"]
                 bar.update(block.numel())
             else:
+                if why:
+                    log.warning("harvest: rebuilding %s: %s", path, why)
                 parts = []
                 shard_excl = {"position0": [0.0, 0], "separator": [0.0, 0], "kept": [0.0, 0]}
                 for b in range(0, len(block), spec.batch_contexts):
@@ -202,7 +274,7 @@ def harvest(
                     bar.update(ids.numel())
                     bar.set_postfix(tok_per_s=f"{bar.n / (time.perf_counter() - t0):.0f}")
                 data = {k: torch.cat([p[k] for p in parts]).contiguous() for k in parts[0]}
-                digest = _write_shard(path, data, shard_excl)
+                digest = _write_shard(path, data, shard_excl, settings)
             acts = data["acts"].double()
             for key, (total, count) in shard_excl.items():
                 excl[key][0] += total
@@ -215,6 +287,13 @@ def harvest(
                 norm_sq_sum += norms.pow(2).sum().item()
                 n_kept += len(acts)
     bar.close()
+    for split, entries in shards.items():  # shards of an earlier, larger harvest: stale, not listed
+        listed = {Path(e["file"]).name for e in entries}
+        for extra in sorted((out_dir / split).glob("shard_*.safetensors")):
+            if extra.name not in listed:
+                log.warning("harvest: removing %s and its sidecar: left by an earlier harvest, not part of this one", extra)
+                extra.unlink()
+                extra.with_suffix(".json").unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     mean_norm = norm_sum / n_kept
     mean_D = (sum_D / n_kept).float()
@@ -225,6 +304,9 @@ def harvest(
         if excluded_norms["separator"]:
             excluded_norms["separator_over_kept"] = excluded_norms["separator"] / excluded_norms["kept"]
     manifest = {
+        "format": MANIFEST_FORMAT,
+        "settings": {k: getattr(spec, k) for k in spec.__dataclass_fields__},
+        "files": {name: sha256_file(out_dir / name) for name in ("eval_contexts.safetensors", "stats.safetensors")},
         "model": spec.model,
         "hub_name": loaded.spec.hub_name,
         "hook": spec.hook,
@@ -248,6 +330,7 @@ def harvest(
         "harvest_seconds": seconds,
         "tokens_per_second": total_tokens / seconds if seconds > 0 else None,
     }
+    manifest["content_sha256"] = _manifest_hash(manifest)
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 
@@ -256,31 +339,50 @@ def harvest(
 
 
 def load_manifest(acts_dir: str | Path) -> dict[str, Any]:
-    path = Path(acts_dir) / "manifest.json"
+    """The harvest's manifest, checked: readable JSON of this format, its content hash, and the
+    files it records besides the shards (``eval_contexts.safetensors``, ``stats.safetensors``)
+    matching their sha256. Raises ShardError naming the file and the rerun."""
+    acts_dir = Path(acts_dir)
+    path = acts_dir / "manifest.json"
     if not path.exists():
-        raise ShardError(f"{path} is missing: the harvest did not finish (rerun it to resume)")
-    with open(path) as f:
-        return json.load(f)
+        raise ShardError(f"{path} is missing: the harvest did not finish; {_rerun_hint(acts_dir)}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ShardError(f"{path} is not readable JSON ({err}); {_rerun_hint(acts_dir)}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ShardError(f"{path} is of format {got!r}, not {MANIFEST_FORMAT} (written by an older harvest that did "
+                         f"not record the settings of its shards); {_rerun_hint(acts_dir)}")
+    if manifest.get("content_sha256") != _manifest_hash(manifest):
+        raise ShardError(f"{path} does not match its own content_sha256 (edited or corrupted after the harvest "
+                         f"wrote it); {_rerun_hint(acts_dir)}")
+    for name, want in manifest["files"].items():
+        f = acts_dir / name
+        if not f.exists():
+            raise ShardError(f"{f} is missing (listed in {path}); {_rerun_hint(acts_dir)}")
+        got = sha256_file(f)
+        if got != want:
+            raise ShardError(f"{f} is corrupted: sha256 {got} != {want} in {path}; {_rerun_hint(acts_dir)}")
+    return manifest
 
 
 def load_shard(acts_dir: str | Path, entry: dict[str, Any], verify: bool = True) -> dict[str, torch.Tensor]:
     """Load one shard; with ``verify`` its sha256 must match the manifest."""
     path = Path(acts_dir) / entry["file"]
+    fix = (f"delete it and its sidecar {path.with_suffix('.json').name}, then {_rerun_hint(Path(acts_dir))}")
     if not path.exists():
-        raise ShardError(f"shard {path} is missing")
+        raise ShardError(f"shard {path}, listed in {Path(acts_dir) / 'manifest.json'}, is missing; {_rerun_hint(Path(acts_dir))}")
     if verify:
         got = sha256_file(path)
         if got != entry["sha256"]:
-            raise ShardError(
-                f"shard {path} is corrupted: sha256 {got} != {entry['sha256']} in the manifest; "
-                f"delete it and its .sha256 file and rerun the harvest to rebuild it"
-            )
+            raise ShardError(f"shard {path} is corrupted: sha256 {got} != {entry['sha256']} in the manifest; {fix}")
     try:
         data = load_file(str(path))
     except Exception as err:  # safetensors raises on a truncated header/body
-        raise ShardError(f"shard {path} cannot be read ({err}); delete it and rerun the harvest") from err
+        raise ShardError(f"shard {path} cannot be read ({err}); {fix}") from err
     if len(data["acts"]) != entry["count"]:
-        raise ShardError(f"shard {path} holds {len(data['acts'])} rows, the manifest says {entry['count']}")
+        raise ShardError(f"shard {path} holds {len(data['acts'])} rows, the manifest says {entry['count']}; {fix}")
     return data
 
 

@@ -214,21 +214,76 @@ def build_synthetic_model(spec: dict[str, Any] | None = None, device: str = "cpu
     return SyntheticModel(spec_to_config(spec), device=device)
 
 
+INTEGRITY_FILE = "aenbench_integrity.json"  # the sha256 of every file of the saved teacher
+
+
+class TeacherIntegrityError(RuntimeError):
+    """A saved teacher whose files do not match the sha256 recorded when it was saved."""
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    from aenbench.io import sha256_file
+
+    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != INTEGRITY_FILE}
+
+
 def save_model(model: SyntheticModel, path: str | Path) -> None:
     """Write the teacher with sae-lens's ``SyntheticModel.save`` into the folder ``path``,
-    built aside and renamed into place (a killed job leaves no partial teacher)."""
+    built aside and renamed into place (a killed job leaves no partial teacher), with
+    ``aenbench_integrity.json``: the sha256 of each file (sae-lens's config, which holds the
+    settings that made it, included)."""
+    from aenbench.io import write_json
+
     with atomic_dir(path) as tmp:
         model.save(tmp)
+        write_json(tmp / INTEGRITY_FILE, {"format": 1, "files": _file_digests(tmp)})
 
 
-def load_model(path: str | Path, device: str = "cpu") -> SyntheticModel:
-    """Load a teacher written by :func:`save_model` (``SyntheticModel.load_from_disk``).
+def verify_model_dir(path: str | Path) -> None:
+    """Check a saved teacher against its ``aenbench_integrity.json``; raise TeacherIntegrityError
+    naming the path, the file and the rule to rerun. A teacher saved before that file existed
+    is loaded with a warning (it cannot be checked)."""
+    import json
+    import logging
+
+    path = Path(path)
+    fix = (f"delete it and rebuild it: snakemake {path} --force --cores 1 (rule synthsae_teacher); the SAEs "
+           "trained on it are retrained on the rebuilt one")
+    side = path / INTEGRITY_FILE
+    if not side.exists():
+        logging.getLogger(__name__).warning("teacher %s has no %s (saved by an older version): its content cannot "
+                                            "be checked; to check it, %s", path, INTEGRITY_FILE, fix)
+        return
+    try:
+        want = json.loads(side.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TeacherIntegrityError(f"teacher {path}: {INTEGRITY_FILE} is not readable ({err}); {fix}") from err
+    got = _file_digests(path)
+    # a hidden file (Snakemake's .snakemake_timestamp in a directory output) is not the teacher's
+    for name in sorted(set(want) | {n for n in got if not n.startswith(".")}):
+        if want.get(name) != got.get(name):
+            why = ("is missing" if name not in got else "is not recorded" if name not in want
+                   else f"has sha256 {got[name][:16]}…, {INTEGRITY_FILE} recorded {want[name][:16]}…")
+            raise TeacherIntegrityError(f"teacher {path} is corrupted: {name} {why}; {fix}")
+
+
+def load_model(path: str | Path, device: str = "cpu", spec: dict[str, Any] | None = None) -> SyntheticModel:
+    """Load a teacher written by :func:`save_model` (``SyntheticModel.load_from_disk``), once its
+    files match their recorded sha256 (:func:`verify_model_dir`); with ``spec``, its saved
+    config must be the one ``spec`` resolves to.
 
     sae-lens's loader draws a throw-away random dictionary from torch's global RNG before it
     overwrites it with the saved one; the global RNG state is restored here so that loading the
     teacher does not shift anything seeded before it."""
+    verify_model_dir(path)
     with _forked_rng(device):
-        return SyntheticModel.load_from_disk(path, device=device)
+        model = SyntheticModel.load_from_disk(path, device=device)
+    if spec is not None and model.cfg != spec_to_config(spec):
+        raise TeacherIntegrityError(
+            f"teacher {path} was made with other settings than {resolve_spec(spec)}; delete it and rebuild it: "
+            f"snakemake {path} --force --cores 1 (rule synthsae_teacher)")
+    return model
 
 
 # --------------------------------------------------------------------------- stream

@@ -45,7 +45,7 @@ def synthsae_data(model_dir: str | Path, spec: dict[str, Any], width: int, evalu
     """The teacher saved in ``model_dir`` as TeacherData; ``evaluation`` holds ``eval_samples`` and
     ``eval_seed`` (a train stage may pass ``{}``)."""
     train = evaluation
-    model = synthsae.load_model(model_dir)
+    model = synthsae.load_model(model_dir, spec=spec)  # refused when its files or settings do not match
     resolved = synthsae.resolve_spec(spec)
 
     def evaluate(inference_sae: Any, objective: Any | None) -> dict[str, dict[str, float]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from sae_lens import SAE
 
 from aenbench import metrics as M
@@ -34,15 +34,76 @@ log = logging.getLogger(__name__)
 EVAL_TYPE_ID = "aenbench_synthetic_spiked"
 
 
+TEACHER_FORMAT = "2"  # 2: the metadata records the sha256 of D_MN
+TEACHER_SETTINGS = ("n", "m", "rho", "dictionary_seed")  # what decides the dictionary's content
+
+
+class TeacherError(RuntimeError):
+    """A teacher dictionary that does not match its recorded hash or the settings asked for."""
+
+
+def _tensor_sha256(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
+
+
 def make_teacher(spec: dict[str, Any], dictionary_path: str | Path, diagnostics_path: str | Path) -> dict[str, Any]:
-    """Draw the spiked dictionary of ``spec`` (n, m, k, rho, dictionary_seed) and its diagnostics."""
+    """Draw the spiked dictionary of ``spec`` (n, m, k, rho, dictionary_seed) and its diagnostics.
+    The safetensors metadata records the settings that made it and the sha256 of ``D_MN``
+    (checked by :func:`load_teacher_dictionary`)."""
     d_MN = spiked_dictionary(spec["n"], spec["m"], spec["rho"], spec["dictionary_seed"])
     meta = {k: str(spec[k]) for k in ("n", "m", "k", "rho", "dictionary_seed")}
+    meta.update(format=TEACHER_FORMAT, D_MN_sha256=_tensor_sha256(d_MN))
     write_with(dictionary_path, lambda tmp: save_file({"D_MN": d_MN.contiguous()}, str(tmp), metadata=meta))
     diag = teacher_diagnostics(d_MN, spec["k"], spec["n_diagnostic_supports"], seed=spec["dictionary_seed"])
-    out = {"spec": spec, "diagnostics": diag, "git_commit": git_commit(), "versions": versions()}
+    out = {"spec": spec, "diagnostics": diag, "git_commit": git_commit(), "versions": versions(),
+           "dictionary_sha256": sha256_file(dictionary_path)}
     write_json(diagnostics_path, out)
     return out
+
+
+def teacher_rerun_hint(dictionary_path: str | Path) -> str:
+    """How to rebuild a teacher dictionary: its Snakemake target and rule (workflow/rules/synthetic.smk)."""
+    path = Path(dictionary_path)
+    rule = "synthetic_teacher_replicate" if path.parent.name.startswith("teacher-d") else "synthetic_teacher"
+    return (f"delete it and rebuild it: snakemake {path} --force --cores 1 (rule {rule}); the SAEs trained on it "
+            "are retrained on the rebuilt one")
+
+
+def load_teacher_dictionary(dictionary_path: str | Path, spec: dict[str, Any]) -> torch.Tensor:
+    """``D_MN`` of the teacher at ``dictionary_path``, verified: readable, its settings (n, m, ρ,
+    dictionary seed) those of ``spec``, its content the sha256 in its metadata. A dictionary
+    written before the hash was recorded is accepted only when it equals the one ``spec`` draws.
+    Raises TeacherError naming the path and the rule to rerun."""
+    from safetensors import safe_open
+
+    path = Path(dictionary_path)
+    fix = teacher_rerun_hint(path)
+    if not path.exists():
+        raise TeacherError(f"teacher dictionary {path} is missing; {fix}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            d_MN = f.get_tensor("D_MN")
+    except Exception as err:  # truncated, a flipped header byte, no D_MN
+        raise TeacherError(f"teacher dictionary {path} cannot be read ({type(err).__name__}: {err}); {fix}") from err
+    wrong = [f"{k} {meta.get(k)!r} (asked for {str(spec[k])!r})" for k in TEACHER_SETTINGS
+             if meta.get(k) != str(spec[k])]
+    if wrong:
+        raise TeacherError(f"teacher dictionary {path} was made with other settings: {', '.join(wrong)}; {fix}")
+    want = meta.get("D_MN_sha256")
+    if want is None:  # written before the hash was recorded: it must be what its settings draw
+        if not torch.equal(d_MN, spiked_dictionary(spec["n"], spec["m"], spec["rho"], spec["dictionary_seed"])):
+            raise TeacherError(f"teacher dictionary {path} records no content hash and differs from the dictionary "
+                               f"its settings draw; {fix}")
+        log.info("teacher dictionary %s: no recorded hash (older format); equal to the one its settings draw", path)
+        return d_MN
+    got = _tensor_sha256(d_MN)
+    if got != want:
+        raise TeacherError(f"teacher dictionary {path} is corrupted: D_MN has sha256 {got[:16]}…, its metadata "
+                           f"recorded {want[:16]}…; {fix}")
+    return d_MN
 
 
 STABILITY_SAMPLES = 1024
@@ -104,7 +165,7 @@ class TeacherData:
 def spiked_data(dictionary_path: str | Path, spec: dict[str, Any], evaluation: dict[str, Any]) -> TeacherData:
     """The spiked teacher of ``spec`` (its dictionary from ``dictionary_path``) as TeacherData;
     ``evaluation`` holds ``eval_samples`` and ``eval_seed`` (a train stage may pass ``{}``)."""
-    d_MN = load_file(str(dictionary_path))["D_MN"]
+    d_MN = load_teacher_dictionary(dictionary_path, spec)
     magnitude = tuple(spec["magnitude"])
 
     def evaluate(inference_sae: SAE[Any], objective: Any | None) -> dict[str, dict[str, float]]:
