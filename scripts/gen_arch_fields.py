@@ -64,9 +64,12 @@ def tables() -> dict[str, Any]:
     from aenbench.llm.models import MODELS
     from aenbench.synthetic.synthsae import DEFAULT_SPEC
 
-    arch = {name: {"config_class": cfg.__name__, "fields": config_fields(cfg)}
-            for name, (_sae, cfg) in sorted(SAE_TRAINING_CLASS_REGISTRY.items())}
-    classes = {cfg.__name__: config_fields(cfg) for _sae, cfg in SAE_TRAINING_CLASS_REGISTRY.values()}
+    # sae-lens's built-ins and aenbench's own only: a variant's plugin registered earlier in the same
+    # process (its module is aenbench.compare.plugins' aenbench_plugin_<stem>_<hash>) is not part of the table
+    registry = {name: cfg for name, (_sae, cfg) in SAE_TRAINING_CLASS_REGISTRY.items()
+                if cfg.__module__.startswith(("sae_lens.", "aenbench."))}
+    arch = {name: {"config_class": cfg.__name__, "fields": config_fields(cfg)} for name, cfg in sorted(registry.items())}
+    classes = {cfg.__name__: config_fields(cfg) for cfg in registry.values()}
     classes[TrainingSAEConfig.__name__] = config_fields(TrainingSAEConfig)
     models = {name: {"n_layers": m.n_layers, "d_model": m.d_model} for name, m in sorted(MODELS.items())}
     return {"ARCH_FIELDS": arch, "CONFIG_CLASSES": dict(sorted(classes.items())), "MODELS": models,
