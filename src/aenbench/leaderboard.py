@@ -68,7 +68,8 @@ _RUN_STRINGS = ("track", "dataset", "family", "architecture", "params")
 
 
 def _rerun(root: str | Path) -> str:
-    return f"rerun the job that wrote it: `snakemake {root} --force --cores 1`"
+    return (f"rerun the job that wrote it: `snakemake {root} --force --cores 1` (with the --configfile / "
+            "--profile you ran with)")
 
 
 def _what(value: Any) -> str:

@@ -18,5 +18,5 @@ out["abs_diff_ce_loss_score"] = abs(out["ours_ce_loss_score"] - out["sae_lens_ce
 out["tolerance"] = 1e-3
 print(out)
 if out["abs_diff_ce_loss_score"] > out["tolerance"]:
-    raise SystemExit(f"CE-loss score disagrees with sae_lens.evals.run_evals beyond 1e-3: {out}")
+    raise RuntimeError(f"CE-loss score disagrees with sae_lens.evals.run_evals beyond 1e-3: {out}")
 write_json(smk.output.json, out)
