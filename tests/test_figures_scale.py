@@ -186,3 +186,18 @@ def test_pareto_plot_styles_log_ticks_and_scale(tmp_path):
     assert len([t for t in ev_ax.get_xticklabels() if t.get_text()]) >= 3  # 3 … 12 labelled, not only 10⁰/10¹
     assert [t.get_text() for t in ev_ax.get_legend().get_texts()] == ["L1", "TopK", "V (variant)"]  # no Gated
     assert "n = 16, m = 64, k = 4" in fig._suptitle.get_text()
+
+
+def test_llm_target_l0_table_flags_rows_that_match_no_target(tmp_path):
+    from aenbench.plots import llm_target_l0_table
+
+    base = {"track": "llm", "source": "ours", "dataset": "m:h", "seed": 0, "dead_pct": 1.0, "EV": 0.5}
+    lb = pd.DataFrame([{**base, "family": "AEN", "params": f"l1={l1}", "L0": l0} for l1, l0 in ((1, 10.0), (2, 177.0))]
+                      + [{**base, "family": "TopK", "params": "k=32", "L0": 32.0}])
+    table = llm_target_l0_table(lb, None, [16, 32, 128], tmp_path / "t.csv", tmp_path / "t.md")
+    matched = {(r.target_L0, r.family): r.L0_matched for r in table.itertuples()}
+    # AEN: 10 is 37.5 % from 16, 177 is 38 % from 128; TopK's 32 matches 32 only
+    assert matched == {(16, "AEN"): False, (32, "AEN"): False, (128, "AEN"): False,
+                       (16, "TopK"): False, (32, "TopK"): True, (128, "TopK"): False}
+    md = (tmp_path / "t.md").read_text()
+    assert md.count("⚠ no") == 5 and "⚠ 5 of our 6 rows" in md

@@ -170,7 +170,9 @@ COLUMNS: dict[str, str] = {
                  "again with another seed / on another teacher dictionary (synthetic.spread)",
     "hp_*": "one column per hyperparameter of the run (architecture defaults, fixed and swept values)",
     "*_min, *_max": "paper rows averaged over seeds: min and max over the seeds",
-    "target_L0": "paper LLM rows: the target L0 the row was selected for",
+    "target_L0": "LLM target-L0 table (and the paper's LLM rows): the target L0 the row was selected for",
+    "L0_matched": "the row's L0 lies within ±L0_TOLERANCE (relative) of the L0 it was matched to (the target L0, "
+                  "or the variant's L0 in a comparison); otherwise it is only the closest config",
     "metrics_path": "the per-SAE SAEBench-style JSON the row was read from",
     "reference_file": "paper rows: the reference table the row was read from",
 }

@@ -338,7 +338,12 @@ def llm_target_l0_table(
     leaderboard: pd.DataFrame, paper: pd.DataFrame | None, targets: list[int], out_csv: str | Path, out_md: str | Path
 ) -> pd.DataFrame:
     """At each target L0, per family the config whose seed-mean L0 is closest; mean [min, max]
-    over seeds. The paper's Pythia-70M rows (``paper``) are listed beside ours."""
+    over seeds. ``L0_matched``: that L0 lies within ± :data:`~aenbench.metric_registry.L0_TOLERANCE`
+    (relative) of the target; an unmatched row is the family's closest config, not a config at
+    that L0, and the markdown flags it ⚠. The paper's Pythia-70M rows (``paper``) are listed
+    beside ours."""
+    from aenbench.metric_registry import L0_TOLERANCE
+
     df = leaderboard[(leaderboard["track"] == "llm") & (leaderboard.get("source", "ours") == "ours")]
     summ = seed_summary(df, LLM_TABLE_METRICS, SEED_KEYS)
     rows = []
@@ -346,7 +351,8 @@ def llm_target_l0_table(
         for (dataset, family), fam in summ.groupby(["dataset", "family"]):
             best = closest_row(fam, "L0_mean", target)
             row = {"target_L0": target, "source": "ours", "dataset": dataset, "family": family,
-                   "config": best["params"], "n_seeds": int(best["n_seeds"])}
+                   "config": best["params"], "n_seeds": int(best["n_seeds"]),
+                   "L0_matched": bool(abs(best["L0_mean"] - target) <= L0_TOLERANCE * target)}
             for m in LLM_TABLE_METRICS:
                 if f"{m}_mean" in best:
                     row[m] = best[f"{m}_mean"]
@@ -366,7 +372,12 @@ def llm_target_l0_table(
         spread = r["source"] == "paper" or (r.get("n_seeds", 1) or 1) > 1
         cells = [mean_range(r.get(m, float("nan")), r.get(f"{m}_min", float("nan")), r.get(f"{m}_max", float("nan")),
                             spread) for m in LLM_TABLE_METRICS]
-        body.append([r["target_L0"], r["source"], r["dataset"], r["family"], r["config"], *cells])
-    header = ["target L0", "source", "dataset", "family", "config", *LLM_TABLE_METRICS]
-    write_text(out_md, markdown_table(header, body) + "\n")
+        matched = r.get("L0_matched")
+        flag = "" if r["source"] == "paper" or pd.isna(matched) else "yes" if matched else "⚠ no"
+        body.append([r["target_L0"], r["source"], r["dataset"], r["family"], r["config"], flag, *cells])
+    header = ["target L0", "source", "dataset", "family", "config", "L0 matched", *LLM_TABLE_METRICS]
+    n_unmatched = int((ours["L0_matched"] == False).sum()) if "L0_matched" in ours else 0  # noqa: E712
+    note = (f"\n⚠ {n_unmatched} of our {len(ours)} rows: the family has no config within ±{L0_TOLERANCE:.0%} of the "
+            "target L0; the row is its closest config, not a match at that L0.\n" if n_unmatched else "")
+    write_text(out_md, markdown_table(header, body) + "\n" + note)
     return table
