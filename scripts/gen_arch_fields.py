@@ -18,6 +18,7 @@ The table holds
   (aenbench.configcheck reads a plugin's own fields with ``ast``).
 * ``MODELS``: layers and width of each registered LLM (``aenbench.llm.models.MODELS``).
 * ``SYNTHSAE_SPEC``: the keys and defaults of ``aenbench.synthetic.synthsae.DEFAULT_SPEC``.
+* ``SET_BY_AENBENCH``: the config fields left out above because aenbench sets them.
 
 tests/test_config_dag_start.py regenerates it in-process and fails when the file differs.
 """
@@ -73,7 +74,7 @@ def tables() -> dict[str, Any]:
     classes[TrainingSAEConfig.__name__] = config_fields(TrainingSAEConfig)
     models = {name: {"n_layers": m.n_layers, "d_model": m.d_model} for name, m in sorted(MODELS.items())}
     return {"ARCH_FIELDS": arch, "CONFIG_CLASSES": dict(sorted(classes.items())), "MODELS": models,
-            "SYNTHSAE_SPEC": dict(DEFAULT_SPEC)}
+            "SYNTHSAE_SPEC": dict(DEFAULT_SPEC), "SET_BY_AENBENCH": list(SET_BY_AENBENCH)}
 
 
 def render() -> str:

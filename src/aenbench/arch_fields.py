@@ -321,3 +321,5 @@ SYNTHSAE_SPEC = {'num_features': 512,
  'orthogonalization_steps': 100,
  'orthogonalization_lr': 0.0003,
  'bias': 0.5}
+
+SET_BY_AENBENCH = ['d_in', 'd_sae', 'device', 'metadata']

@@ -156,13 +156,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> str:
         raise CLIError(f"--limit {args.limit}: give a positive number of rows")
     if args.columns is not None and not _split(args.columns):
         raise CLIError(f"--columns {' '.join(args.columns)!r} names no column; give column names, e.g. --columns family L0")
-    for option, values in [("--track", args.track), ("--dataset", args.dataset), ("--family", args.family),
-                           ("--source", args.source), ("--kind", args.kind)]:
+    filters = [(column, getattr(args, column)) for column in ("track", "dataset", "family", "source", "kind")]
+    for column, values in filters:
         if values is not None and not _split(values):
-            raise CLIError(f"{option} {' '.join(values)!r} names no value")
+            raise CLIError(f"--{column} {' '.join(values)!r} names no value")
     lb, directions = load(args.file)
-    for column, values in [("track", args.track), ("dataset", args.dataset), ("family", args.family),
-                           ("source", args.source), ("kind", args.kind)]:
+    for column, values in filters:
         lb = _filter(lb, column, _split(values))
     columns = _split(args.columns) or [c for c in DEFAULT_COLUMNS if c in lb.columns]
     added = []
@@ -266,6 +265,12 @@ def _compare_track(args: argparse.Namespace, lb: pd.DataFrame, directions: dict[
     return "\n".join(lines)
 
 
+def _metric_rows(metrics: dict) -> list[dict[str, str]]:
+    """One row per metric of a metrics dictionary (metrics.yaml's ``metrics``, or the registry's)."""
+    return [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
+            for m, i in metrics.items()]
+
+
 def cmd_metrics(args: argparse.Namespace) -> str:
     import pandas as pd
 
@@ -275,15 +280,12 @@ def cmd_metrics(args: argparse.Namespace) -> str:
 
         try:
             with open(path) as f:
-                metrics = yaml.safe_load(f)["metrics"]
-            rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
-                    for m, i in metrics.items()]
+                rows = _metric_rows(yaml.safe_load(f)["metrics"])
         except Exception as err:  # noqa: BLE001 - any unreadable metrics.yaml is a user-facing refusal
             raise CLIError(f"{path}: not a metrics.yaml written by the leaderboard rule ({type(err).__name__}); "
                            f"{REBUILD}") from err
     else:
-        rows = [{"metric": m, "direction": i["direction"], "group": i["group"], "meaning": i["meaning"]}
-                for m, i in R.metrics_dictionary().items()]
+        rows = _metric_rows(R.metrics_dictionary())
     return _render(pd.DataFrame(rows), args.format)
 
 

@@ -155,7 +155,7 @@ def integer_errors(config: Any, schema: dict[str, Any]) -> list[str]:
 
 def load_tables(path: str | Path = ARCH_FIELDS_FILE) -> dict[str, Any]:
     """The upper-case literal assignments of arch_fields.py (ARCH_FIELDS, CONFIG_CLASSES, MODELS,
-    SYNTHSAE_SPEC), parsed with ``ast`` instead of imported."""
+    SYNTHSAE_SPEC, SET_BY_AENBENCH), parsed with ``ast`` instead of imported."""
     tree = ast.parse(Path(path).read_text())
     return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
             for t in node.targets if isinstance(t, ast.Name) and t.id.isupper()}
@@ -404,7 +404,7 @@ def name_problems(cfg: dict[str, Any], tables: dict[str, Any], basedir: str | Pa
         cls = known[arch]["config_class"] if arch in known else f"{arch} (plugin)"
         for name, value in values.items():
             if name not in allowed:
-                if name in ("d_in", "d_sae", "device", "metadata"):
+                if name in tables["SET_BY_AENBENCH"]:
                     fix = "aenbench sets it from the track (n / m, llm.width, device) — remove it"
                 else:
                     fix = f"{_suggest(name, list(allowed))}fields of {cls}: {', '.join(sorted(allowed))}"
@@ -740,9 +740,6 @@ def spread_problems(syn: dict[str, Any]) -> list[str]:
     return problems
 
 
-_hyperparameter_problems = hyperparameter_problems
-
-
 def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = None,
                          basedir: str | Path = CHECKOUT, notes: list[str] | None = None) -> list[str]:
     """Everything the schema cannot express, for a config that passed the schema: architecture
@@ -758,12 +755,12 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
         arch = fam.get("architecture") if isinstance(fam, dict) else None
         return arch_fields[arch]["fields"] if arch in arch_fields else None
 
-    def hyperparameter_problems(where: str, family: dict[str, Any], *args: Any, **kwargs: Any) -> list[str]:
-        # the range checks, on the names and values name_problems found well-formed
+    def ranges(where: str, family: dict[str, Any], *args: Any, **kwargs: Any) -> list[str]:
+        """:func:`hyperparameter_problems` on the names and values name_problems found well-formed."""
         arch = family.get("architecture")
         if isinstance(arch, str) and arch not in arch_fields and not family.get("plugin"):
             return []  # an unknown architecture: name_problems reports it
-        return _hyperparameter_problems(where, family, *args, fields=fields_of(family), **kwargs)
+        return hyperparameter_problems(where, family, *args, fields=fields_of(family), **kwargs)
 
     families = cfg.get("families", {}) or {}
     arch_defaults = cfg.get("arch_defaults", {}) or {}
@@ -793,7 +790,7 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
             problems.append(f"synthetic.magnitude = {syn.get('magnitude')}: need low ≤ high")
         for name in syn["families"]:
             if name in families:
-                problems += hyperparameter_problems(f"families.{name}", families[name], arch_defaults,
+                problems += ranges(f"families.{name}", families[name], arch_defaults,
                                                     syn["m"], "synthetic.m")
         for name, abl in (cfg.get("ablations") or {}).items():
             if abl["base"] not in families:
@@ -807,10 +804,10 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
             for arm, overrides in abl["arms"].items():
                 merged = {"architecture": base.get("architecture"),
                           "fixed": {**(base.get("fixed") or {}), **(abl.get("fixed") or {}), **(overrides or {})}}
-                problems += hyperparameter_problems(f"ablations.{name}.arms.{arm}", merged, arch_defaults,
+                problems += ranges(f"ablations.{name}.arms.{arm}", merged, arch_defaults,
                                                     syn["m"], "synthetic.m")
         for name, variant in (cfg.get("variants") or {}).items():
-            problems += hyperparameter_problems(f"variants.{name}", variant, arch_defaults, syn["m"], "synthetic.m")
+            problems += ranges(f"variants.{name}", variant, arch_defaults, syn["m"], "synthetic.m")
     ss = cfg.get("synthsae")
     if ss is not None:
         for name in ss["families"]:
@@ -818,7 +815,7 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
                 problems.append(f"synthsae.families lists {name!r}, which is not defined under families "
                                 f"(defined: {', '.join(families)})")
             else:
-                problems += hyperparameter_problems(f"families.{name}", families[name], arch_defaults,
+                problems += ranges(f"families.{name}", families[name], arch_defaults,
                                                     ss["width"], "synthsae.width")
         if ss["train"].get("dead_window_steps", 1000) > ss["train"]["steps"]:
             problems.append(f"synthsae.train.dead_window_steps = {ss['train'].get('dead_window_steps', 1000)} exceeds "
@@ -833,7 +830,7 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
             problems.append(f"llm.eval.ce_contexts = {llm['eval']['ce_contexts']} exceeds llm.harvest.eval_contexts = "
                             f"{llm['harvest']['eval_contexts']}: need ce_contexts ≤ eval_contexts")
         for name, fam in llm["families"].items():
-            problems += hyperparameter_problems(f"llm.families.{name}", fam, llm.get("arch_defaults", {}) or {},
+            problems += ranges(f"llm.families.{name}", fam, llm.get("arch_defaults", {}) or {},
                                                 llm["width"], "llm.width", "llm.arch_defaults")
     problems += grid_size_problems(cfg, tables)
     return problems

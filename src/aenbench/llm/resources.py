@@ -13,7 +13,6 @@ instead of silently giving other data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from aenbench.io import write_json, write_text, write_with
+from aenbench.io import sha256_file, write_json, write_text, write_with  # noqa: F401 (sha256_file: re-exported)
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,6 @@ CORPUS_SOURCES: dict[str, Artifact] = {
 
 class RegistryError(RuntimeError):
     """A registry download failed; the message says what was asked and how to supply it by hand."""
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _verify(path: Path, expected: str, what: str) -> None:

@@ -240,6 +240,11 @@ def save_model(model: SyntheticModel, path: str | Path) -> None:
         write_json(tmp / INTEGRITY_FILE, {"format": 1, "files": _file_digests(tmp)})
 
 
+def _rebuild_hint(path: str | Path) -> str:
+    return (f"delete it and rebuild it: snakemake {path} --force --cores 1 (rule synthsae_teacher); the SAEs "
+            "trained on it are retrained on the rebuilt one")
+
+
 def verify_model_dir(path: str | Path) -> None:
     """Check a saved teacher against its ``aenbench_integrity.json``; raise TeacherIntegrityError
     naming the path, the file and the rule to rerun. A teacher saved before that file existed
@@ -248,8 +253,7 @@ def verify_model_dir(path: str | Path) -> None:
     import logging
 
     path = Path(path)
-    fix = (f"delete it and rebuild it: snakemake {path} --force --cores 1 (rule synthsae_teacher); the SAEs "
-           "trained on it are retrained on the rebuilt one")
+    fix = _rebuild_hint(path)
     side = path / INTEGRITY_FILE
     if not side.exists():
         logging.getLogger(__name__).warning("teacher %s has no %s (saved by an older version): its content cannot "
@@ -281,8 +285,7 @@ def load_model(path: str | Path, device: str = "cpu", spec: dict[str, Any] | Non
         model = SyntheticModel.load_from_disk(path, device=device)
     if spec is not None and model.cfg != spec_to_config(spec):
         raise TeacherIntegrityError(
-            f"teacher {path} was made with other settings than {resolve_spec(spec)}; delete it and rebuild it: "
-            f"snakemake {path} --force --cores 1 (rule synthsae_teacher)")
+            f"teacher {path} was made with other settings than {resolve_spec(spec)}; {_rebuild_hint(path)}")
     return model
 
 
