@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
-GPU_RULES = {"synthetic_train", "variant_train", "llm_harvest", "llm_train", "llm_crosscheck_saelens"}
+GPU_RULES = {"synthetic_train", "variant_train", "llm_harvest", "llm_train", "llm_train_streamed", "llm_crosscheck_saelens"}
 
 
 def dry_run(profile, workdir, *extra):
@@ -35,11 +35,13 @@ def rules_of(profile):
 
 
 def test_profiles_name_only_existing_rules():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "-s", str(REPO / "Snakefile"),
-                           "--configfile", str(REPO / "configs" / "smoke.yaml")],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rules = set(proc.stdout.split())
+    rules = set()
+    for config in ("smoke.yaml", "paper_pythia70m.yaml"):  # the disk and the streamed LLM rules
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "-s", str(REPO / "Snakefile"),
+                               "--configfile", str(REPO / "configs" / config)],
+                              capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rules |= set(proc.stdout.split())
     for profile in ("slurm", "slurm-gpu", "kubernetes"):
         named, cfg = rules_of(profile)
         assert named <= rules, f"{profile}: unknown rules {named - rules}"

@@ -576,6 +576,53 @@ def grid_size_problems(cfg: dict[str, Any], tables: dict[str, Any],
     return []
 
 
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+CHUNK_TOKENS = 4096  # aenbench.llm.stream: rows a block is served in
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def llm_disk_estimate(cfg: dict[str, Any], tables: dict[str, Any]) -> str | None:
+    """What the LLM track writes, estimated from the config alone (upper bounds: every position but
+    the first of a context counted as kept). With ``llm.harvest.train_storage: disk`` the train
+    activations, train_contexts × (context_size − 1) × d × dtype bytes; with ``stream`` the train
+    contexts' token ids (4 bytes a token) and a checkpoint of one lockstep group: the buffer
+    (buffer_tokens + one chunk, float32) and each SAE's weights and Adam moments (3 × (2·d·m + d + m)
+    × 4 bytes). Both: the eval activations and the trained SAEs ((2·d·m + d + m) × 4 bytes each)."""
+    llm = cfg.get("llm")
+    if not isinstance(llm, dict):
+        return None
+    d = (tables["MODELS"].get(llm.get("model")) or {}).get("d_model")
+    h, train, m = llm.get("harvest") or {}, llm.get("train") or {}, llm.get("width")
+    try:
+        ctx, n_train, n_eval = int(h["context_size"]), int(h["train_contexts"]), int(h["eval_contexts"])
+        d, m = int(d), int(m)
+    except (KeyError, TypeError, ValueError):
+        return None
+    per_tok = d * DTYPE_BYTES.get(h.get("dtype", "float16"), 2)
+    n_saes = sum(_n_grid(f) for f in (llm.get("families") or {}).values()) * len(train.get("seeds") or [0])
+    per_sae = (2 * d * m + d + m) * 4
+    evals = n_eval * (ctx - 1) * per_tok
+    saes = n_saes * per_sae
+    storage = h.get("train_storage", "disk")
+    if storage == "stream":
+        tokens = n_train * ctx * 4
+        per_seed = n_saes // max(1, len(train.get("seeds") or [0]))
+        ckpt = (int(train.get("buffer_tokens", 65536)) + CHUNK_TOKENS) * d * 4 + 3 * per_sae * per_seed
+        total = tokens + ckpt + evals + saes
+        return (f"LLM track disk estimate (train_storage: stream): {_gb(total)} in all — train token ids "
+                f"{_gb(tokens)}, one lockstep checkpoint {_gb(ckpt)} (buffer and {per_seed} SAEs with Adam state), "
+                f"eval activations {_gb(evals)}, {n_saes} trained SAEs {_gb(saes)}; no training activation is "
+                f"stored (on disk they would take {_gb(n_train * (ctx - 1) * per_tok)})")
+    acts = n_train * (ctx - 1) * per_tok
+    total = acts + evals + saes
+    return (f"LLM track disk estimate (train_storage: disk): {_gb(total)} in all — train activations {_gb(acts)}, "
+            f"eval activations {_gb(evals)}, {n_saes} trained SAEs {_gb(saes)}; "
+            f"llm.harvest.train_storage: stream would store none of the train activations")
+
+
 def _key(problem: str) -> str:
     return problem.split(": ")[0].split(" = ")[0]
 

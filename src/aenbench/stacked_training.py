@@ -48,7 +48,8 @@ from sae_lens.saes.sae import TrainCoefficientConfig
 from aenbench.io import atomic_dir, move_aside
 from aenbench.saes.aen import AENStack, AENTrainingSAE
 from aenbench.training import (
-    CheckedTrainer, TrainResult, _RecordingStream, load_checkpoint, nonfinite_tensor, trainer_config, write_checkpoint_meta,
+    CheckedTrainer, TrainResult, _RecordingStream, load_checkpoint, nonfinite_tensor, restore_stream, trainer_config,
+    write_checkpoint_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -258,15 +259,20 @@ def stack_nonfinite(state: dict[str, Any], name: str = "stack_state.pt") -> str 
             return [walk(v) for v in obj]
         return live(obj)
 
-    checked = {k: walk(v) for k, v in state.items() if k not in ("frozen", "diverged", "torch_rng")}
+    checked = {k: walk(v) for k, v in state.items() if k not in ("frozen", "diverged", "torch_rng", "stream")}
     return nonfinite_tensor(checked, name)
 
 
-def _save_checkpoint(trainer: StackTrainer, folder: Path, rng: torch.Tensor, fingerprint: str) -> bool:
+def _save_checkpoint(trainer: StackTrainer, folder: Path, rng: torch.Tensor, fingerprint: str,
+                     stream: dict[str, Any] | None = None) -> bool:
     """Save the stack's state into ``folder/latest`` (atomically, with the sha256 of
     ``stack_state.pt`` in ``checkpoint.json``); False, with a warning, when it holds NaN / inf in
     a live SAE or the write fails (disk full): the previous checkpoint stays."""
     state = trainer.state(rng, fingerprint)
+    if stream is not None:
+        from aenbench.llm.stream import snapshot
+
+        state["stream"] = snapshot(stream)
     bad = stack_nonfinite(state)
     if bad is not None:
         log.warning("stack checkpoint at step %d not saved: %s holds NaN or inf; the previous checkpoint in %s stays",
@@ -300,6 +306,39 @@ def _find_checkpoint(folder: Path | None, fingerprint: str) -> dict[str, Any] | 
     return loaded["stack_state.pt"]
 
 
+def new_stack_trainer(saes: Sequence[AENTrainingSAE], names: Sequence[str], *, steps: int, batch_size: int, lr: float,
+                      auxk_dead_window_steps: int, device: str, max_grad_norm: float | None) -> StackTrainer:
+    """The stack of ``saes`` (projected once, as ``train_sae`` does before its first step) and its trainer."""
+    for sae in saes:
+        sae.to(device)
+        sae.post_optimizer_step()
+        sae.projected_after_step = True
+    return StackTrainer(AENStack(list(saes)), names, steps=steps, batch_size=batch_size, lr=lr,
+                        auxk_dead_window_steps=auxk_dead_window_steps, device=device, max_grad_norm=max_grad_norm)
+
+
+def stack_results(trainer: StackTrainer, saes: Sequence[AENTrainingSAE], seconds: float,
+                  dead_window_steps: int) -> list[TrainResult | None]:
+    """Write the stack back into its SAEs; each one's TrainResult (None for a diverged one), with
+    sae-lens's end-of-training metadata set as ``SAETrainer.fit`` sets it."""
+    trainer.stack.write_back(trainer.n_training_steps - 1)
+    results: list[TrainResult | None] = []
+    for k, sae in enumerate(saes):
+        if k in trainer.frozen:
+            results.append(None)
+            continue
+        member = CheckedTrainer(cfg=trainer.cfg, sae=sae, data_provider=iter(()))
+        member.n_training_steps = trainer.n_training_steps
+        member.n_training_samples = trainer.n_training_samples
+        member.act_freq_scores = trainer.act_freq_scores[k].clone()
+        member.n_forward_passes_since_fired = trainer.n_forward_passes_since_fired[k].clone()
+        member.n_frac_active_samples = trainer.n_frac_active_samples
+        member.set_final_sae_metadata()
+        results.append(TrainResult(sae, member, seconds / len(saes), trainer.n_training_steps, dead_window_steps,
+                                   member.dead_mask(dead_window_steps)))
+    return results
+
+
 def train_stack(
     saes: Sequence[AENTrainingSAE],
     data_provider: Any,
@@ -325,30 +364,28 @@ def train_stack(
     if dead_window_steps > steps:
         raise ValueError(f"dead_window_steps ({dead_window_steps}) must be ≤ steps ({steps})")
     saes = list(saes)
-    for sae in saes:
-        sae.to(device)
-        sae.post_optimizer_step()  # as train_sae does before its first step
-        sae.projected_after_step = True
-    stack = AENStack(saes)
-    trainer = StackTrainer(stack, names, steps=steps, batch_size=batch_size, lr=lr,
-                           auxk_dead_window_steps=auxk_dead_window_steps, device=device, max_grad_norm=max_grad_norm)
+    trainer = new_stack_trainer(saes, names, steps=steps, batch_size=batch_size, lr=lr,
+                                auxk_dead_window_steps=auxk_dead_window_steps, device=device,
+                                max_grad_norm=max_grad_norm)
     stream = _RecordingStream(data_provider)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     found = _find_checkpoint(ckpt, run_fingerprint)
     resumed_at = -1
     if found is not None:
         trainer.load(found)
-        for _ in range(trainer.n_training_steps):
-            next(data_provider)
+        how = restore_stream(data_provider, trainer.n_training_steps, found.get("stream"))
         torch.set_rng_state(found["torch_rng"])
         resumed_at = trainer.n_training_steps
-        log.info("%s: resumed from the checkpoint %s at step %d of %d", label, ckpt, resumed_at, steps)
+        log.info("%s: resumed from the checkpoint %s at step %d of %d (the stream from %s)", label, ckpt, resumed_at,
+                 steps, how)
     report_every = max(1, steps // 10)
     start = time.perf_counter()
     while trainer.n_training_steps < steps:
         s = trainer.n_training_steps
         if ckpt is not None and checkpoint_every > 0 and s > 0 and s % checkpoint_every == 0 and s != resumed_at:
-            _save_checkpoint(trainer, ckpt, stream.rng_before_batch, run_fingerprint)
+            # the state before batch s: torch's RNG now, and a stateful stream's position now
+            _save_checkpoint(trainer, ckpt, torch.get_rng_state(), run_fingerprint,
+                             stream=data_provider.state_dict() if stream.stateful else None)
         trainer.maybe_reset_sparsity()
         trainer.step(next(stream))
         trainer.n_training_steps += 1
@@ -356,23 +393,9 @@ def train_stack(
             done = trainer.n_training_steps - max(resumed_at, 0)
             spent = time.perf_counter() - start
             eta = spent / done * (steps - trainer.n_training_steps) if done else math.nan
-            log.info("%s (%d SAEs): step %d/%d, %.1f s, about %.0f s left%s", label, len(stack),
+            log.info("%s (%d SAEs): step %d/%d, %.1f s, about %.0f s left%s", label, len(trainer.stack),
                      trainer.n_training_steps, steps, spent, eta,
                      f", {len(trainer.frozen)} diverged" if trainer.frozen else "")
     seconds = time.perf_counter() - start
-    stack.write_back(steps - 1)
-    results: list[TrainResult | None] = []
-    for k, sae in enumerate(saes):
-        if k in trainer.frozen:
-            results.append(None)
-            continue
-        member = CheckedTrainer(cfg=trainer.cfg, sae=sae, data_provider=iter(()))
-        member.n_training_steps = trainer.n_training_steps
-        member.n_training_samples = trainer.n_training_samples
-        member.act_freq_scores = trainer.act_freq_scores[k].clone()
-        member.n_forward_passes_since_fired = trainer.n_forward_passes_since_fired[k].clone()
-        member.n_frac_active_samples = trainer.n_frac_active_samples
-        member.set_final_sae_metadata()
-        results.append(TrainResult(sae, member, seconds / len(saes), trainer.n_training_steps, dead_window_steps,
-                                   member.dead_mask(dead_window_steps)))
+    results = stack_results(trainer, saes, seconds, dead_window_steps)
     return StackResult(results, trainer.diverged, seconds, len(saes), max(resumed_at, 0))

@@ -47,7 +47,7 @@ WEIGHTS = "sae_weights.safetensors"
 TRAINING_STATE = "training_state.safetensors"  # the training SAE's own state dict (strict reload)
 # The library code that decides trained weights / evaluation results: a change to it is a
 # change of the fingerprint, so the store never hands out a stale result after a code change.
-TRAINING_CODE = ("training.py", "stacked_training.py", "saes/aen.py", "saes/topk_paper.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
+TRAINING_CODE = ("training.py", "stacked_training.py", "lockstep.py", "llm/stream.py", "saes/aen.py", "saes/topk_paper.py", "sweeps.py", "synthetic/spiked.py", "synthetic/synthsae.py",
                  "llm/harvest.py")
 EVALUATION_CODE = ("metrics.py", "stability.py", "records.py", "stages.py", "synthetic/track.py",
                    "synthetic/synthsae_track.py", "synthetic/synthsae.py", "llm/evaluate.py", "llm/track.py",
@@ -286,6 +286,82 @@ def train_stage(
     return records
 
 
+@dataclass
+class LockstepItem:
+    """One family's runs for :func:`train_lockstep_stage`: as ``train_stage``'s arguments."""
+
+    runs: Sequence[Run]
+    out_dir: Path
+    family_name: str
+    family: dict[str, Any]
+    build: Callable[[Run], Any]
+    before_save: Callable[[Any], None] | None = None
+
+
+def train_lockstep_stage(
+    *,
+    items: Sequence[LockstepItem],
+    stream: Callable[[int], Any],
+    train: dict[str, Any],
+    device: str,
+    info: dict[str, Any],
+    label: str,
+    checkpoint_dir: str | Path,
+    checkpoint_every: int = 1000,
+    stack_size: int = DEFAULT_STACK_SIZE,
+) -> int:
+    """Train the runs of several families that are missing from the store, all of one seed in
+    lockstep from one stream (``stream(seed)``, drawn once per step for all of them:
+    :func:`aenbench.lockstep.train_lockstep`), and store each; ``train_stage`` then lays each family
+    out without training. The ``aen`` runs go in stacks as in ``train_stage``, the others one
+    trainer each. Returns the number of SAEs trained."""
+    from aenbench.lockstep import train_lockstep
+
+    by_seed: dict[int, list[tuple[LockstepItem, list[Run]]]] = {}
+    for item in items:
+        store = store_root(item.out_dir)
+        pending = [r for r in item.runs if not (store / "trained" / r.fingerprint / TRAINING).exists()]
+        for seed in sorted({r.seed for r in pending}):
+            by_seed.setdefault(seed, []).append((item, [r for r in pending if r.seed == seed]))
+    n_trained = 0
+    diverged: list[str] = []
+    for seed, parts in sorted(by_seed.items()):
+        groups, owners = [], []
+        for item, pending in parts:
+            engine = run_engine(train, item.family["architecture"])
+            for group in (_stacks(pending, stack_size) if engine == "stacked" else [[r] for r in pending]):
+                groups.append((engine, [item.build(r) for r in group], [r.run_id for r in group]))
+                owners.append((item, group))
+        fp = fingerprint([r.fingerprint for _, g in owners for r in g])
+        n = sum(len(g) for _, g in owners)
+        summarise("%s: training %d SAE(s) of seed %d in lockstep from one stream (%d member(s))", label, n, seed,
+                  len(groups))
+        res = train_lockstep(
+            groups, stream(seed), steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"],
+            dead_window_steps=train["dead_window_steps"], auxk_dead_window_steps=train["auxk_dead_window_steps"],
+            device=device, checkpoint_dir=Path(checkpoint_dir) / f"lockstep-{fp}", checkpoint_every=checkpoint_every,
+            run_fingerprint=fp, max_grad_norm=train.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM),
+            label=f"{label} seed {seed}")
+        engine_info = {"name": "lockstep", "members": len(groups), "lockstep_saes": n,
+                       "lockstep_seconds": res.seconds}
+        for (item, group), (engine, saes, _), results in zip(owners, groups, res.results):
+            for run, sae, r in zip(group, saes, results):
+                if r is None:
+                    continue
+                _store_trained(store_root(item.out_dir) / "trained" / run.fingerprint, run, r, sae,
+                               {**engine_info, "member_engine": engine, "member_size": len(group)}, label,
+                               item.family_name, item.family, {**train, "engine": engine}, device, info,
+                               item.before_save)
+                n_trained += 1
+        diverged += [str(d) for d in res.diverged]
+        shutil.rmtree(Path(checkpoint_dir) / f"lockstep-{fp}", ignore_errors=True)
+    if diverged:
+        raise TrainingDiverged(
+            f"{label}: {len(diverged)} SAE(s) diverged (non-finite loss) and were not saved: " + "; ".join(diverged)
+            + f". The other {n_trained} are in the store; a rerun retrains only the diverged ones.")
+    return n_trained
+
+
 def _identity(run: Run, family_name: str, family: dict[str, Any]) -> dict[str, Any]:
     """What names a trained run (not part of its fingerprint): its folder name, family and row."""
     return {"run_id": run.run_id, "family": family_name, "family_definition": family, "row": run.row}
@@ -299,7 +375,9 @@ def _store_trained(entry: Path, run: Run, res: Any, sae: Any, engine: dict[str, 
     record = _write_trained(entry, run, res, sae, family_name, family, train, device, {**info, "engine": engine})
     t = record["training_groups"]["sparsity"]
     summarise("%s %s: trained in %.1fs (%s), dead=%.1f%% over the last %d steps", label, run.run_id, res.seconds,
-        engine["name"] if engine["name"] == "per_sae" else f"its share of a stack of {engine['stack_size']}",
+        engine["name"] if engine["name"] == "per_sae" else
+        f"its share of a stack of {engine['stack_size']}" if engine["name"] == "stacked" else
+        f"its share of {engine['lockstep_saes']} SAEs in lockstep",
         t["dead_pct"], res.dead_window_steps)
 
 

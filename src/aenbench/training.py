@@ -21,10 +21,11 @@ subclass of sae-lens's trainer that overrides its public ``step()`` seam to
   finite (:func:`load_checkpoint`); one that fails is moved aside (``latest.corrupt-<n>``) with a
   warning naming it and why, and the run trains from step 0, so a rerun never gets stuck on it.
 
-The data stream is not checkpointed: on resume it is rebuilt from its seed and fast-forwarded by
-the number of completed steps, so a stream that depends only on its own seed (the synthetic
-``SpikedStream``; the LLM mixing buffer when the SAE itself draws no random numbers, as for every
-built-in and AEN) resumes at exactly the same batch.
+A stream with a state (``state_dict()`` / ``load_state_dict()``: the LLM track's
+:class:`aenbench.llm.stream.MixingBuffer`, its data position, buffer and generator) is saved with
+the checkpoint and restored on resume, so nothing is replayed. Any other stream is rebuilt from
+its seed and fast-forwarded by the number of completed steps, so a stream that depends only on
+its own seed (the synthetic ``SpikedStream``) resumes at exactly the same batch.
 
 sae-lens's trainer always clips the gradient norm at 1.0 and uses Adam with PyTorch's default
 betas. The paper clips only on LLM runs: ``train.max_grad_norm`` (``max_grad_norm`` here; None =
@@ -136,18 +137,46 @@ def fingerprint(obj: Any) -> str:
 
 
 class _RecordingStream:
-    """Wraps the data provider; remembers torch's global RNG state before each batch is drawn."""
+    """Wraps the data provider; remembers torch's global RNG state before each batch is drawn, and
+    the provider's own state then when it has one (``state_dict()``, e.g. the LLM track's
+    :class:`aenbench.llm.stream.MixingBuffer`; taken by reference, so this costs nothing)."""
 
     def __init__(self, inner: Any):
         self.inner = inner
+        self.stateful = callable(getattr(inner, "state_dict", None))
         self.rng_before_batch = torch.get_rng_state()
+        self.state_before_batch = inner.state_dict() if self.stateful else None
 
     def __iter__(self) -> "_RecordingStream":
         return self
 
     def __next__(self) -> torch.Tensor:
         self.rng_before_batch = torch.get_rng_state()
+        if self.stateful:
+            self.state_before_batch = self.inner.state_dict()
         return next(self.inner)
+
+
+STREAM_STATE = "stream_state.pt"  # a stateful stream's position and buffer, in a checkpoint
+
+
+def save_stream_state(path: Path, state: dict[str, Any] | None) -> None:
+    """A stateful stream's state (:func:`aenbench.llm.stream.snapshot`) into a checkpoint folder."""
+    if state is not None:
+        from aenbench.llm.stream import snapshot
+
+        torch.save(snapshot(state), path)
+
+
+def restore_stream(inner: Any, steps: int, state: dict[str, Any] | None) -> str:
+    """Put ``inner`` where it stood before batch ``steps``: from its saved state when there is one
+    (nothing is replayed), else by drawing ``steps`` batches. Returns how, for the log."""
+    if state is not None and callable(getattr(inner, "load_state_dict", None)):
+        inner.load_state_dict(state)
+        return "its saved position and buffer"
+    for _ in range(steps):
+        next(inner)
+    return f"replaying {steps} batches"
 
 
 SAE_LENS_MAX_GRAD_NORM = 1.0  # the clip sae-lens's SAETrainer._train_step always applies
@@ -227,6 +256,7 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
                 self.save_trainer_state(tmp)
                 rng = getattr(self.data_provider, "rng_before_batch", torch.get_rng_state())
                 save_file({"torch_rng": rng}, str(tmp / "rng.safetensors"))
+                save_stream_state(tmp / STREAM_STATE, getattr(self.data_provider, "state_before_batch", None))
                 write_checkpoint_meta(tmp, CHECKPOINT_FORMAT, step, self.run_fingerprint)
         except OSError as err:  # e.g. ENOSPC: atomic_dir removed the partial copy, the old one is intact
             log.warning("checkpoint at step %d could not be written to %s (%s); training goes on, the last good "
@@ -242,14 +272,27 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         # we can resolve (≥ 2.6, through transformer-lens)
         self.load_trainer_state(path)
         steps = self.n_training_steps
-        inner = self.data_provider.inner
-        for _ in range(steps):  # fast-forward the stream to where the checkpoint was taken
-            next(inner)
+        stream_file = path / STREAM_STATE
+        saved = torch.load(stream_file, weights_only=True) if stream_file.exists() else None
+        how = restore_stream(self.data_provider.inner, steps, saved)  # the stream where the checkpoint was taken
+        log.info("stream restored to step %d from %s", steps, how)
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
         self._resumed_at = steps
         self.last_checkpoint = str(path)
         self.last_checkpoint_how = f"step {steps}, verified on resume"
         return steps
+
+
+def attach_post_step(trainer: SAETrainer[Any, Any], sae: TrainingSAE[Any], resumed: bool) -> None:
+    """Call ``sae.post_optimizer_step()`` after each optimiser step when the architecture has one
+    (AEN re-projects its decoder rows), and project once before the first step of a fresh run."""
+    post_step = getattr(sae, "post_optimizer_step", None)
+    if callable(post_step):
+        trainer.optimizer.register_step_post_hook(lambda *_: post_step())
+        if hasattr(sae, "projected_after_step"):
+            if not resumed:  # a resumed W_dec was saved right after a post-step projection; projecting it
+                post_step()  # again would change its last bits and break bit-exact resumption
+            sae.projected_after_step = True  # the hook keeps rows unit-norm: no pre-forward projection
 
 
 def checkpoint_root(out_dir: str | Path) -> Path:
@@ -290,9 +333,10 @@ def nonfinite_tensor(obj: Any, where: str = "") -> str | None:
 
 def write_checkpoint_meta(folder: Path, fmt: int | str, step: int, run_fingerprint: str) -> None:
     """``folder/checkpoint.json``: format, step, run fingerprint and the sha256 of every other file
-    in ``folder`` (written last, inside the checkpoint's ``atomic_dir``)."""
-    files = {p.name: sha256_file(p) for p in sorted(Path(folder).iterdir())
-             if p.is_file() and p.name != CHECKPOINT_META}
+    in ``folder`` and its subfolders (written last, inside the checkpoint's ``atomic_dir``)."""
+    folder = Path(folder)
+    files = {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p != folder / CHECKPOINT_META}
     write_json(Path(folder) / CHECKPOINT_META, {"format": fmt, "step": step, "fingerprint": run_fingerprint,
                                                 "files": files})
 
@@ -443,13 +487,7 @@ def train_sae(
     if found is not None:
         step = trainer.resume_from(found)
         log.info("resumed from the checkpoint %s at step %d of %d", found, step, steps)
-    post_step = getattr(sae, "post_optimizer_step", None)
-    if callable(post_step):
-        trainer.optimizer.register_step_post_hook(lambda *_: post_step())
-        if hasattr(sae, "projected_after_step"):
-            if found is None:  # a resumed W_dec was saved right after a post-step projection; projecting it
-                post_step()  # again would change its last bits and break bit-exact resumption
-            sae.projected_after_step = True  # the hook keeps rows unit-norm: no pre-forward projection
+    attach_post_step(trainer, sae, resumed=found is not None)
     start = time.perf_counter()
     trainer.fit()  # sae-lens's own tqdm bar shows progress
     seconds = time.perf_counter() - start

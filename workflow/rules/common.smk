@@ -57,6 +57,9 @@ def _check_config_consistency(cfg):
     tables = _configcheck.load_tables()
     sizes = _configcheck.grid_size(cfg, tables)
     print(f"aenbench: {_configcheck.grid_summary(sizes)}", file=sys.stderr)
+    disk = _configcheck.llm_disk_estimate(cfg, tables)
+    if disk:
+        print(f"aenbench: {disk}", file=sys.stderr)
     notes = []
     problems = _configcheck.consistency_problems(cfg, tables, workflow.basedir, notes)
     for note in notes:

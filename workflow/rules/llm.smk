@@ -20,9 +20,14 @@ if LLM:
     LLM_FAMILIES = list(LLM["families"])
     LLM_RUN_DIRS = [f"{LLM_DIR}/runs/{f}" for f in LLM_FAMILIES]
     LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{f}.tsv" for f in LLM_FAMILIES]
+    if LLM["harvest"].get("train_storage", "disk") == "stream":
+        # parallel to LLM_RUN_DIRS: the one job that trained every family
+        LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_streamed.tsv"] * len(LLM_FAMILIES)
     # what the harvest reads: model, hook, corpus and the harvest settings (not the SAEs' settings)
+    LLM_STREAMED = LLM["harvest"].get("train_storage", "disk") == "stream"
     LLM_HARVEST = {"model": LLM_MODEL, "hook": LLM_HOOK, "corpus": LLM.get("corpus", "packaged"),
-                   "harvest": LLM["harvest"]}
+                   "harvest": {**LLM["harvest"], "train_storage": "stream" if LLM_STREAMED else "disk",
+                               "stats_split": LLM["harvest"].get("stats_split", "eval" if LLM_STREAMED else "train")}}
     LLM_ARTEFACTS = [f"{RES}/corpus/manifest.json", f"{LLM_DIR}/acts/manifest.json"]
     if LLM["eval"]["crosscheck_saelens"]:
         LLM_ARTEFACTS.append(f"{LLM_DIR}/crosscheck_saelens.json")
@@ -102,31 +107,64 @@ if LLM:
         script:
             "../scripts/llm_harvest.py"
 
-    rule llm_train:
-        input:
-            manifest=f"{LLM_DIR}/acts/manifest.json",
-        output:
-            trained=directory(f"{LLM_DIR}/trained/{{family}}"),
-        wildcard_constraints:
-            family="|".join(re.escape(f) for f in LLM_FAMILIES),
-        params:
-            family=lambda w: LLM["families"][w.family],
-            runs=lambda w: llm_family_runs(w.family),
-            train=train_settings(LLM["train"]),
-            width=LLM["width"],
-            arch_defaults=lambda w: arch_defaults_for(LLM["families"][w.family], LLM.get("arch_defaults") or {}),
-            device=config["device"],
-        log:
-            f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.log",
-        benchmark:
-            f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.tsv"
-        threads: 1
-        resources:
-            mem_mb=4000,
-        conda:
-            "../../environment.yml"
-        script:
-            "../scripts/llm_train.py"
+    if not LLM_STREAMED:
+
+        rule llm_train:
+            input:
+                manifest=f"{LLM_DIR}/acts/manifest.json",
+            output:
+                trained=directory(f"{LLM_DIR}/trained/{{family}}"),
+            wildcard_constraints:
+                family="|".join(re.escape(f) for f in LLM_FAMILIES),
+            params:
+                family=lambda w: LLM["families"][w.family],
+                runs=lambda w: llm_family_runs(w.family),
+                train=train_settings(LLM["train"]),
+                width=LLM["width"],
+                arch_defaults=lambda w: arch_defaults_for(LLM["families"][w.family], LLM.get("arch_defaults") or {}),
+                device=config["device"],
+            log:
+                f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.log",
+            benchmark:
+                f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{{family}}.tsv"
+            threads: 1
+            resources:
+                mem_mb=4000,
+            conda:
+                "../../environment.yml"
+            script:
+                "../scripts/llm_train.py"
+
+    else:
+
+        rule llm_train_streamed:
+            # streaming mode: every family of the grid in one job, trained in lockstep from one
+            # stream of the model's activations (no train activation on disk)
+            input:
+                manifest=f"{LLM_DIR}/acts/manifest.json",
+                model=llm_model_inputs,
+            output:
+                trained=[directory(f"{LLM_DIR}/trained/{f}") for f in LLM_FAMILIES],
+            params:
+                families={f: LLM["families"][f] for f in LLM_FAMILIES},
+                runs={f: llm_family_runs(f) for f in LLM_FAMILIES},
+                train=train_settings(LLM["train"]),
+                width=LLM["width"],
+                arch_defaults={f: arch_defaults_for(LLM["families"][f], LLM.get("arch_defaults") or {})
+                               for f in LLM_FAMILIES},
+                resources_dir=RES,
+                device=config["device"],
+            log:
+                f"logs/llm/{LLM_MODEL}/{LLM_HOOK}/train_streamed.log",
+            benchmark:
+                f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_streamed.tsv"
+            threads: 1
+            resources:
+                mem_mb=8000,
+            conda:
+                "../../environment.yml"
+            script:
+                "../scripts/llm_stream_train.py"
 
     rule llm_eval:
         input:

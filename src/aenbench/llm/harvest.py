@@ -42,6 +42,7 @@ DTYPES = {"float16": torch.float16, "float32": torch.float32, "bfloat16": torch.
 SHARD_FORMAT = 2  # 2: the sidecar records the settings that made the shard
 MANIFEST_FORMAT = 2  # 2: settings, eval_contexts / stats sha256 and the manifest's own content hash
 EXCLUSION_RULE = "drop position 0 and separator tokens"
+TRAIN_CONTEXTS = "train_contexts.safetensors"  # the train split's token ids, when it is streamed
 log = logging.getLogger(__name__)
 
 
@@ -137,6 +138,12 @@ class HarvestSpec:
     dtype: str
     seed: int
     corpus: str
+    # "disk": train shards are written; "stream": only the train contexts' token ids are, and the
+    # training job computes their activations as it goes (aenbench.llm.stream.model_stream)
+    train_storage: str = "disk"
+    # the split whose kept activations give stats.safetensors (the mean for mean-ablation) and the
+    # norm statistics: "train", or "eval" (the only choice when the train split is streamed)
+    stats_split: str = "train"
 
 
 def _tokens_sha256(block: torch.Tensor) -> str:
@@ -206,12 +213,48 @@ def _manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
+def block_activations(loaded: Any, hook: str, block_CT: torch.Tensor, start: int, batch_contexts: int, dtype: str,
+                      on_batch: Any = None) -> tuple[dict[str, torch.Tensor], dict[str, list[float]]]:
+    """The kept activations at ``hook`` of the contexts ``block_CT`` (the first is context
+    ``start`` of its split), in batches of ``batch_contexts``: ``acts`` (n, d) in ``dtype``,
+    ``token_ids``, ``position``, ``context_index``; position 0 and separators dropped
+    (:func:`keep_mask`). Also the norm sums of the excluded positions. The harvest's shards and
+    the streaming path (:func:`aenbench.llm.stream.model_stream`) both come from here."""
+    from aenbench.llm.models import hook_layer
+
+    layer, sep = hook_layer(hook), loaded.separator_id
+    parts = []
+    excl = {"position0": [0.0, 0], "separator": [0.0, 0], "kept": [0.0, 0]}
+    for b in range(0, len(block_CT), batch_contexts):
+        ids = block_CT[b:b + batch_contexts]
+        with torch.inference_mode():
+            _, cache = loaded.bridge.run_with_cache(ids, names_filter=[hook], stop_at_layer=layer + 1)
+        acts_BTD = cache[hook].float().cpu()
+        _accumulate_norms(excl, acts_BTD.norm(dim=-1), ids, sep)
+        mask = keep_mask(ids, sep)
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        ctx_idx = (torch.arange(len(ids)) + start + b).unsqueeze(1).expand_as(ids)
+        parts.append({
+            "acts": acts_BTD[mask].to(DTYPES[dtype]),
+            "token_ids": ids[mask].to(torch.int32),
+            "position": pos[mask].to(torch.int32),
+            "context_index": ctx_idx[mask].to(torch.int32),
+        })
+        if on_batch is not None:
+            on_batch(ids.numel())
+    return {k: torch.cat([p[k] for p in parts]).contiguous() for k in parts[0]}, excl
+
+
 def harvest(
     loaded: Any, spec: HarvestSpec, out_dir: str | Path, resources_dir: str | Path = "resources"
 ) -> dict[str, Any]:
-    """Tokenise, pack, run the bridge up to the hooked layer and write train/eval shards."""
-    from aenbench.llm.models import hook_layer
-
+    """Tokenise, pack, run the bridge up to the hooked layer and write train/eval shards (with
+    ``train_storage: stream``, eval shards and the train contexts' token ids only)."""
+    if spec.train_storage not in ("disk", "stream"):
+        raise ValueError(f"llm.harvest.train_storage = {spec.train_storage!r}: use 'disk' or 'stream'")
+    if spec.stats_split not in ("train", "eval") or (spec.train_storage == "stream" and spec.stats_split != "eval"):
+        raise ValueError(f"llm.harvest.stats_split = {spec.stats_split!r}: use 'train' or 'eval' ('eval' when the "
+                         "train split is streamed: its activations are never stored)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # a manifest from an earlier harvest stops describing this folder as soon as a shard may be
@@ -219,15 +262,19 @@ def harvest(
     (out_dir / "manifest.json").unlink(missing_ok=True)
     tok = loaded.tokenizer
     sep = loaded.separator_id
-    layer = hook_layer(spec.hook)
     n_ctx = spec.n_train_contexts + spec.n_eval_contexts
     texts = list(iter_corpus(spec.corpus, resources_dir))
     contexts = pack_contexts(texts, spec.context_size, sep, n_ctx, spec.seed,
                              encode=lambda t: tok(t, add_special_tokens=False).input_ids)
     splits = {"train": contexts[: spec.n_train_contexts], "eval": contexts[spec.n_train_contexts:]}
-    dtype = DTYPES[spec.dtype]
     write_with(out_dir / "eval_contexts.safetensors",
                lambda tmp: save_file({"tokens": splits["eval"].to(torch.int32).contiguous()}, str(tmp)))
+    listed_files = ["eval_contexts.safetensors", "stats.safetensors"]
+    streamed = spec.train_storage == "stream"
+    if streamed:
+        write_with(out_dir / TRAIN_CONTEXTS,
+                   lambda tmp: save_file({"tokens": splits["train"].to(torch.int32).contiguous()}, str(tmp)))
+        listed_files.append(TRAIN_CONTEXTS)
 
     d = loaded.bridge.cfg.d_model  # the loaded model's width (a random-init test model may differ from the registry)
     sum_D = torch.zeros(d, dtype=torch.float64)
@@ -236,9 +283,14 @@ def harvest(
     excl = {"position0": [0.0, 0], "separator": [0.0, 0], "kept": [0.0, 0]}
     shards: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     t0 = time.perf_counter()
-    total_tokens = n_ctx * spec.context_size
+    total_tokens = n_ctx * spec.context_size  # the bar counts the streamed split's tokens as done
     bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=f"harvest {spec.model} {spec.hook}")
+    streamed_count = 0
     for split, ctx in splits.items():
+        if streamed and split == "train":
+            streamed_count = int(keep_mask(ctx, sep).sum())
+            bar.update(ctx.numel())
+            continue
         for s_idx, start in enumerate(range(0, len(ctx), spec.shard_contexts)):
             path = out_dir / split / f"shard_{s_idx:05d}.safetensors"
             block = ctx[start:start + spec.shard_contexts]
@@ -252,35 +304,16 @@ def harvest(
             else:
                 if why:
                     log.warning("harvest: rebuilding %s: %s", path, why)
-                parts = []
-                shard_excl = {"position0": [0.0, 0], "separator": [0.0, 0], "kept": [0.0, 0]}
-                for b in range(0, len(block), spec.batch_contexts):
-                    ids = block[b:b + spec.batch_contexts]
-                    with torch.inference_mode():
-                        _, cache = loaded.bridge.run_with_cache(
-                            ids, names_filter=[spec.hook], stop_at_layer=layer + 1
-                        )
-                    acts_BTD = cache[spec.hook].float().cpu()
-                    _accumulate_norms(shard_excl, acts_BTD.norm(dim=-1), ids, sep)
-                    mask = keep_mask(ids, sep)
-                    pos = torch.arange(ids.shape[1]).expand_as(ids)
-                    ctx_idx = (torch.arange(len(ids)) + start + b).unsqueeze(1).expand_as(ids)
-                    parts.append({
-                        "acts": acts_BTD[mask].to(dtype),
-                        "token_ids": ids[mask].to(torch.int32),
-                        "position": pos[mask].to(torch.int32),
-                        "context_index": ctx_idx[mask].to(torch.int32),
-                    })
-                    bar.update(ids.numel())
-                    bar.set_postfix(tok_per_s=f"{bar.n / (time.perf_counter() - t0):.0f}")
-                data = {k: torch.cat([p[k] for p in parts]).contiguous() for k in parts[0]}
+                data, shard_excl = block_activations(loaded, spec.hook, block, start, spec.batch_contexts, spec.dtype,
+                                                     on_batch=lambda n: (bar.update(n), bar.set_postfix(
+                                                         tok_per_s=f"{bar.n / (time.perf_counter() - t0):.0f}")))
                 digest = _write_shard(path, data, shard_excl, settings)
             acts = data["acts"].double()
             for key, (total, count) in shard_excl.items():
                 excl[key][0] += total
                 excl[key][1] += count
             shards[split].append({"file": f"{split}/{path.name}", "count": len(acts), "sha256": digest})
-            if split == "train":
+            if split == spec.stats_split:
                 sum_D += acts.sum(0)
                 norms = acts.norm(dim=-1)
                 norm_sum += norms.sum().item()
@@ -306,7 +339,8 @@ def harvest(
     manifest = {
         "format": MANIFEST_FORMAT,
         "settings": {k: getattr(spec, k) for k in spec.__dataclass_fields__},
-        "files": {name: sha256_file(out_dir / name) for name in ("eval_contexts.safetensors", "stats.safetensors")},
+        "files": {name: sha256_file(out_dir / name) for name in listed_files},
+        "train_storage": spec.train_storage,
         "model": spec.model,
         "hub_name": loaded.spec.hub_name,
         "hook": spec.hook,
@@ -316,11 +350,13 @@ def harvest(
         "separator_token_id": sep,
         "corpus": spec.corpus,
         "seed": spec.seed,
-        "count": {k: sum(s["count"] for s in v) for k, v in shards.items()},
+        "count": {k: (streamed_count if streamed and k == "train" else sum(s["count"] for s in v))
+                  for k, v in shards.items()},
         "contexts": {"train": spec.n_train_contexts, "eval": spec.n_eval_contexts},
         "shards": shards,
         "normalisation": {
             "scheme": "per-token rescale to norm sqrt(d) (method.md §4)",
+            "stats_split": spec.stats_split,
             "target_norm": math.sqrt(d),
             "mean_norm": mean_norm,
             "rms_norm": math.sqrt(norm_sq_sum / n_kept),
@@ -328,7 +364,8 @@ def harvest(
         },
         "excluded_norms": excluded_norms,
         "harvest_seconds": seconds,
-        "tokens_per_second": total_tokens / seconds if seconds > 0 else None,
+        "tokens_per_second": ((total_tokens - (splits["train"].numel() if streamed else 0)) / seconds
+                              if seconds > 0 else None),
     }
     manifest["content_sha256"] = _manifest_hash(manifest)
     write_json(out_dir / "manifest.json", manifest)
@@ -398,24 +435,11 @@ def normalise(x_BD: torch.Tensor) -> torch.Tensor:
     return x * (x.shape[-1] ** 0.5 / x.norm(dim=-1, keepdim=True).clamp(min=1e-8))
 
 
-def activation_stream(
-    acts_dir: str | Path, batch_size: int, buffer_tokens: int, chunk_tokens: int = 4096
-) -> Iterator[torch.Tensor]:
-    """Endless normalised training batches of exactly ``batch_size`` tokens, shuffled through
-    sae-lens's mixing buffer. Shard order and buffer shuffles use torch's global RNG, so seeding
-    it (as ``build_training_sae`` does) fixes the stream."""
-    from sae_lens.training.mixing_buffer import mixing_buffer
+def activation_stream(acts_dir: str | Path, batch_size: int, buffer_tokens: int, seed: int = 0,
+                      chunk_tokens: int = 4096) -> Any:
+    """Endless normalised training batches of exactly ``batch_size`` tokens from the harvest's
+    train shards, through the stream's mixing buffer (:func:`aenbench.llm.stream.shard_stream`;
+    ``seed`` fixes the shard order and the shuffles)."""
+    from aenbench.llm.stream import shard_stream
 
-    manifest = load_manifest(acts_dir)
-    entries = manifest["shards"]["train"]
-    for e in entries:  # fail before training if any shard is damaged
-        load_shard(acts_dir, e, verify=True)
-
-    def chunks() -> Iterator[torch.Tensor]:
-        while True:
-            for i in torch.randperm(len(entries)).tolist():
-                acts = normalise(load_shard(acts_dir, entries[i], verify=False)["acts"])
-                for s in range(0, len(acts), chunk_tokens):
-                    yield acts[s:s + chunk_tokens]
-
-    return mixing_buffer(max(buffer_tokens, batch_size), batch_size, chunks())
+    return shard_stream(acts_dir, batch_size, buffer_tokens, seed, chunk_tokens)

@@ -29,6 +29,30 @@ def dataset_name(model: str, hook: str) -> str:
     return f"{model}:{hook}"
 
 
+def _family_plan(manifest: dict[str, Any], acts_dir: str | Path, family: dict[str, Any],
+                 runs: list[tuple[str, dict[str, Any]]], train: dict[str, Any], width: int,
+                 arch_defaults: dict[str, dict[str, Any]], device: str) -> tuple[list[Any], dict[str, Any]]:
+    """One family's runs with their fingerprints, and what the SAEs record of their data."""
+    settings = training_settings(train, family["architecture"])
+    identity = {"track": "llm", "width": width, "train": settings, "device": device,
+                "acts": manifest_identity(acts_dir), "code": code_hash(TRAINING_CODE)}
+    dataset = dataset_name(manifest["model"], manifest["hook"])
+    info = {"track": "llm", "dataset": dataset,
+            "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")}}
+    return plan_runs(family, runs, arch_defaults, identity), info
+
+
+def _before_save(manifest: dict[str, Any]) -> Any:
+    def before_save(sae: Any) -> None:
+        sae.cfg.normalize_activations = "constant_norm_rescale"
+        sae.cfg.metadata.hook_name = manifest["hook"]
+        sae.cfg.metadata.model_name = manifest["hub_name"]
+        sae.cfg.metadata.context_size = manifest["context_size"]
+        sae.cfg.metadata.prepend_bos = False
+
+    return before_save
+
+
 def train_family(
     *,
     acts_dir: str | Path,
@@ -44,33 +68,99 @@ def train_family(
 ) -> list[dict[str, Any]]:
     """The train stage of one LLM family (:func:`aenbench.stages.train_stage`) on the harvested
     shards of ``acts_dir``: ``out_dir/<run_id>/{sae/, training.json}``, training only the runs
-    not in the store. The saved SAE normalises its input to norm √d and undoes it on the output,
-    so any splice (ours, sae-lens's ``run_evals``) sees the training normalisation."""
+    not in the store (those :func:`train_grid_streamed` trained are laid out only). The saved SAE
+    normalises its input to norm √d and undoes it on the output, so any splice (ours, sae-lens's
+    ``run_evals``) sees the training normalisation."""
     device = resolve_device(device)
     manifest = load_manifest(acts_dir)
-    dataset = dataset_name(manifest["model"], manifest["hook"])
-    settings = training_settings(train, family["architecture"])
-    identity = {"track": "llm", "width": width, "train": settings, "device": device,
-                "acts": manifest_identity(acts_dir), "code": code_hash(TRAINING_CODE)}
-    planned = plan_runs(family, runs, arch_defaults, identity)
-
-    def before_save(sae: Any) -> None:
-        sae.cfg.normalize_activations = "constant_norm_rescale"
-        sae.cfg.metadata.hook_name = manifest["hook"]
-        sae.cfg.metadata.model_name = manifest["hub_name"]
-        sae.cfg.metadata.context_size = manifest["context_size"]
-        sae.cfg.metadata.prepend_bos = False
-
+    if manifest.get("train_storage", "disk") != "disk":
+        raise RuntimeError(f"{acts_dir}: the train split was not harvested to disk (llm.harvest.train_storage: "
+                           f"{manifest.get('train_storage')!r}); its SAEs are trained by train_grid_streamed "
+                           "(rule llm_train_streamed)")
+    planned, info = _family_plan(manifest, acts_dir, family, runs, train, width, arch_defaults, device)
     return train_stage(
-        runs=planned, out_dir=out_dir, label=f"{dataset}/{family_name}", family_name=family_name, family=family,
+        runs=planned, out_dir=out_dir, label=f"{info['dataset']}/{family_name}", family_name=family_name, family=family,
         build=lambda r: build_training_sae(family["architecture"], manifest["d"], width, r.params, r.seed, device),
-        stream=lambda r: activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"]),
-        train=settings, device=device, before_save=before_save, checkpoint_dir=checkpoint_dir,
-        checkpoint_every=int(train.get("checkpoint_every", 1000)),
-        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)),
-        info={"track": "llm", "dataset": dataset,
-              "acts_manifest": {k: manifest[k] for k in ("model", "hook", "corpus", "count", "seed")}},
+        stream=lambda r: activation_stream(acts_dir, train["batch_size"], train["buffer_tokens"], seed=r.seed),
+        train=training_settings(train, family["architecture"]), device=device, before_save=_before_save(manifest),
+        checkpoint_dir=checkpoint_dir, checkpoint_every=int(train.get("checkpoint_every", 1000)),
+        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)), info=info,
     )
+
+
+def streamed_training_stream(loaded: Any, acts_dir: str | Path, train: dict[str, Any], seed: int) -> Any:
+    """The model's training batches for a harvest whose train split is streamed: the train
+    contexts it recorded (checked against the manifest), run through ``loaded`` block by block."""
+    from aenbench.llm.harvest import TRAIN_CONTEXTS
+    from aenbench.llm.stream import model_stream
+
+    manifest = load_manifest(acts_dir)
+    tokens = load_file(str(Path(acts_dir) / TRAIN_CONTEXTS))["tokens"].long()
+    h = manifest["settings"]
+    return model_stream(loaded, tokens, hook=manifest["hook"], dtype=manifest["dtype"],
+                        shard_contexts=h["shard_contexts"], batch_contexts=h["batch_contexts"],
+                        batch_size=train["batch_size"], buffer_tokens=train["buffer_tokens"], seed=seed)
+
+
+def train_grid_streamed(
+    *,
+    acts_dir: str | Path,
+    out_dirs: dict[str, str | Path],
+    families: dict[str, dict[str, Any]],
+    runs: dict[str, list[tuple[str, dict[str, Any]]]],
+    train: dict[str, Any],
+    width: int,
+    arch_defaults: dict[str, dict[str, dict[str, Any]]],
+    resources_dir: str | Path = "resources",
+    device: str = "auto",
+    loaded: Any = None,
+    checkpoint_dir: str | Path | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every LLM family of the grid from one stream of the model's activations (streaming mode,
+    ``llm.harvest.train_storage: stream``): the runs missing from the store, of all families, train
+    in lockstep (:func:`aenbench.stages.train_lockstep_stage`; one model forward pass per block
+    of contexts feeds them all), then each family is laid out in ``out_dirs[family]``."""
+    from aenbench.llm.models import load_model
+    from aenbench.stages import LockstepItem, train_lockstep_stage
+    from aenbench.training import checkpoint_root
+
+    device = resolve_device(device)
+    manifest = load_manifest(acts_dir)
+    if manifest.get("train_storage") != "stream":
+        raise RuntimeError(f"{acts_dir}: the train split is on disk (llm.harvest.train_storage: disk); train it with "
+                           "train_family (rule llm_train)")
+    before_save = _before_save(manifest)
+    items, infos = [], {}
+    for name, family in families.items():
+        planned, infos[name] = _family_plan(manifest, acts_dir, family, runs[name], train, width, arch_defaults[name],
+                                            device)
+        items.append(LockstepItem(planned, Path(out_dirs[name]), name, family,
+                                  lambda r, a=family["architecture"]: build_training_sae(a, manifest["d"], width,
+                                                                                         r.params, r.seed, device),
+                                  before_save))
+    dataset = dataset_name(manifest["model"], manifest["hook"])
+    info = next(iter(infos.values()))
+    state: dict[str, Any] = {"loaded": loaded}
+
+    def stream(seed: int) -> Any:
+        if state["loaded"] is None:
+            state["loaded"] = load_model(manifest["model"], resources_dir, device=device)
+        return streamed_training_stream(state["loaded"], acts_dir, train, seed)
+
+    train_lockstep_stage(
+        items=items, stream=stream, train=training_settings(train, "aen"), device=device, info=info,
+        label=f"{dataset} streamed grid",
+        checkpoint_dir=checkpoint_dir or checkpoint_root(next(iter(out_dirs.values()))),
+        checkpoint_every=int(train.get("checkpoint_every", 1000)),
+        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)))
+    out = {}
+    for item in items:
+        out[item.family_name] = train_stage(
+            runs=item.runs, out_dir=item.out_dir, label=f"{dataset}/{item.family_name}", family_name=item.family_name,
+            family=item.family, build=item.build, stream=lambda r: None,
+            train=training_settings(train, item.family["architecture"]), device=device, before_save=before_save,
+            info=infos[item.family_name])
+    return out
 
 
 def manifest_identity(acts_dir: str | Path) -> str:
