@@ -201,3 +201,8 @@ def test_llm_target_l0_table_flags_rows_that_match_no_target(tmp_path):
                        (16, "TopK"): False, (32, "TopK"): True, (128, "TopK"): False}
     md = (tmp_path / "t.md").read_text()
     assert md.count("⚠ no") == 5 and "⚠ 5 of our 6 rows" in md
+    # the L0 coverage rule at each target: AEN's 10 … 177 brackets all three, TopK's lone 32 only 32
+    brackets = {(r.target_L0, r.family): r.brackets_target for r in table.itertuples()}
+    assert brackets == {(16, "AEN"): True, (32, "AEN"): True, (128, "AEN"): True,
+                        (16, "TopK"): False, (32, "TopK"): True, (128, "TopK"): False}
+    assert "not met: TopK at 16 (no config ≤ 16); TopK at 128 (no config ≥ 128)." in md

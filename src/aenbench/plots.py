@@ -340,19 +340,29 @@ def llm_target_l0_table(
     """At each target L0, per family the config whose seed-mean L0 is closest; mean [min, max]
     over seeds. ``L0_matched``: that L0 lies within ± :data:`~aenbench.metric_registry.L0_TOLERANCE`
     (relative) of the target; an unmatched row is the family's closest config, not a config at
-    that L0, and the markdown flags it ⚠. The paper's Pythia-70M rows (``paper``) are listed
-    beside ours."""
+    that L0, and the markdown flags it ⚠. ``brackets_target``: the synthetic track's L0 coverage
+    rule (:func:`aenbench.tables.l0_coverage`) at the target, i.e. the family has a config at or
+    below it and one at or above it; the markdown lists the families that do not. The paper's
+    Pythia-70M rows (``paper``) are listed beside ours."""
     from aenbench.metric_registry import L0_TOLERANCE
+    from aenbench.tables import l0_coverage
 
     df = leaderboard[(leaderboard["track"] == "llm") & (leaderboard.get("source", "ours") == "ours")]
     summ = seed_summary(df, LLM_TABLE_METRICS, SEED_KEYS)
     rows = []
+    not_bracketed = []
     for target in targets:
+        cov = l0_coverage(summ.assign(target_L0=target), target="target_L0", l0="L0_mean").set_index(
+            ["dataset", "family"])
         for (dataset, family), fam in summ.groupby(["dataset", "family"]):
             best = closest_row(fam, "L0_mean", target)
+            brackets = bool(cov.loc[(dataset, family), "brackets"])
+            if not brackets:
+                not_bracketed.append(f"{family} at {target} (no config {'≤' if cov.loc[(dataset, family), 'missing'] == 'below' else '≥'} {target})")
             row = {"target_L0": target, "source": "ours", "dataset": dataset, "family": family,
                    "config": best["params"], "n_seeds": int(best["n_seeds"]),
-                   "L0_matched": bool(abs(best["L0_mean"] - target) <= L0_TOLERANCE * target)}
+                   "L0_matched": bool(abs(best["L0_mean"] - target) <= L0_TOLERANCE * target),
+                   "brackets_target": brackets}
             for m in LLM_TABLE_METRICS:
                 if f"{m}_mean" in best:
                     row[m] = best[f"{m}_mean"]
@@ -379,5 +389,8 @@ def llm_target_l0_table(
     n_unmatched = int((ours["L0_matched"] == False).sum()) if "L0_matched" in ours else 0  # noqa: E712
     note = (f"\n⚠ {n_unmatched} of our {len(ours)} rows: the family has no config within ±{L0_TOLERANCE:.0%} of the "
             "target L0; the row is its closest config, not a match at that L0.\n" if n_unmatched else "")
+    if not_bracketed:
+        note += ("\nL0 coverage rule (a config at or below and one at or above each target) not met: "
+                 + "; ".join(not_bracketed) + ".\n")
     write_text(out_md, markdown_table(header, body) + "\n" + note)
     return table
