@@ -366,3 +366,11 @@ def test_a_huge_grid_is_refused_fast_with_the_opt_in_named(tmp_path):
     assert "grid size: this config trains 3,000,043 SAEs" in out, out[-3000:]
     assert "set `allow_large_grid: true`" in out and "Job stats" not in out
     assert seconds < 20  # the same grid planned for ~27 s with no warning before the guard
+
+
+def test_streamed_train_split_with_train_statistics_is_refused():
+    cfg = with_value(with_value(SMOKE, "llm|harvest|train_storage", "stream"), "llm|harvest|stats_split", "train")
+    assert any(p.startswith("llm.harvest.stats_split = 'train': with train_storage: stream") for p in problems(cfg))
+    assert not any("stats_split" in p for p in problems(with_value(SMOKE, "llm|harvest|train_storage", "stream")))
+    assert any("llm.harvest.train_storage = 'tape'" in p for p in problems(with_value(SMOKE, "llm|harvest|train_storage",
+                                                                                       "tape")))

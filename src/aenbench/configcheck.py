@@ -491,6 +491,16 @@ def layer_problems(cfg: dict[str, Any], tables: dict[str, Any]) -> list[str]:
     return []
 
 
+def storage_problems(cfg: dict[str, Any]) -> list[str]:
+    """A streamed train split has no stored activations to take the statistics from."""
+    h = (cfg.get("llm") or {}).get("harvest") or {}
+    if h.get("train_storage") == "stream" and h.get("stats_split") == "train":
+        return ["llm.harvest.stats_split = 'train': with train_storage: stream the train activations are never stored, "
+                "so the mean for mean-ablation and the norm statistics come from the eval split — set it to 'eval' "
+                "or leave it out"]
+    return []
+
+
 # --- the grid-size guard
 
 #: above this many SAEs a config is refused unless it sets ``allow_large_grid: true`` (the
@@ -795,7 +805,7 @@ def consistency_problems(cfg: dict[str, Any], tables: dict[str, Any] | None = No
     ranges, and the grid-size guard. ``notes`` collects what could not be checked here."""
     tables = load_tables() if tables is None else tables
     problems: list[str] = name_problems(cfg, tables, basedir, notes)
-    problems += layer_problems(cfg, tables)
+    problems += layer_problems(cfg, tables) + storage_problems(cfg)
     arch_fields = tables["ARCH_FIELDS"]
 
     def fields_of(fam: Any) -> dict[str, Any] | None:
