@@ -16,23 +16,6 @@ from aenbench.llm.models import hook_layer, load_model, model_spec
 from aenbench.llm.resources import brown_plain_text
 
 
-@pytest.fixture(scope="module")
-def word_tokenizer(tmp_path_factory):
-    """A word-level tokenizer saved to a folder (TransformerLens reloads tokenizers by path)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    words = "the a of and to in is was he she it that for on with as his her at by from this be".split()
-    vocab = {"<|endoftext|>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
-                                   bos_token="<|endoftext|>")
-    folder = tmp_path_factory.mktemp("tok")
-    fast.save_pretrained(folder)
-    return AutoTokenizer.from_pretrained(folder)
-
-
 def tiny_llama(vocab):
     from transformers import LlamaConfig, LlamaForCausalLM
 

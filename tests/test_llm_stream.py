@@ -38,22 +38,6 @@ def runs_of(family):
 
 
 @pytest.fixture(scope="module")
-def word_tokenizer(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    words = "the a of and to in is was he she it that for on with as his her at by from this be".split()
-    vocab = {"<|endoftext|>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<unk>",
-                                   bos_token="<|endoftext|>")
-    folder = tmp_path_factory.mktemp("tok")
-    fast.save_pretrained(folder)
-    return AutoTokenizer.from_pretrained(folder)
-
-
-@pytest.fixture(scope="module")
 def llama(word_tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
