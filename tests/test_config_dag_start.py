@@ -374,3 +374,21 @@ def test_streamed_train_split_with_train_statistics_is_refused():
     assert not any("stats_split" in p for p in problems(with_value(SMOKE, "llm|harvest|train_storage", "stream")))
     assert any("llm.harvest.train_storage = 'tape'" in p for p in problems(with_value(SMOKE, "llm|harvest|train_storage",
                                                                                        "tape")))
+
+
+def test_llm_disk_estimate_by_hand():
+    """smollm2 (d = 576), 1,000 contexts of 101 in float16, width 1,000, 2 SAEs × 1 seed."""
+    llm = {"model": "smollm2-135m", "width": 1000,
+           "harvest": {"context_size": 101, "train_contexts": 1000, "eval_contexts": 10, "dtype": "float16"},
+           "train": {"seeds": [0], "buffer_tokens": 10_000, "batch_size": 100, "stack_size": 32},
+           "families": {"A": {"grid": {"k": [1, 2]}}}}
+    disk = cc.llm_disk_estimate({"llm": llm}, TABLES)
+    per_sae = (2 * 576 * 1000 + 576 + 1000) * 4  # 4,614,304 bytes
+    acts = 1000 * 100 * 576 * 2  # 115.2 MB
+    assert f"train activations {acts / 1e6:.1f} MB" in disk and f"2 trained SAEs {2 * per_sae / 1e6:.1f} MB" in disk
+    llm["harvest"]["train_storage"] = "stream"
+    stream = cc.llm_disk_estimate({"llm": llm}, TABLES)
+    ckpt = (10_000 + 4096) * 576 * 4 + 3 * per_sae * 2  # 60.2 MB
+    assert f"train token ids {1000 * 101 * 4 / 1e3:.1f} kB" in stream and f"one lockstep checkpoint {ckpt / 1e6:.1f} MB" in stream
+    assert f"on disk they would take {acts / 1e6:.1f} MB" in stream
+    assert f"≈ {(ckpt + 4 * 100 * 1000 * 4 * 2) / 1e6:.1f} MB of device memory" in stream

@@ -591,7 +591,7 @@ CHUNK_TOKENS = 4096  # aenbench.llm.stream: rows a block is served in
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
 
 
 def llm_disk_estimate(cfg: dict[str, Any], tables: dict[str, Any]) -> str | None:
@@ -622,10 +622,16 @@ def llm_disk_estimate(cfg: dict[str, Any], tables: dict[str, Any]) -> str | None
         per_seed = n_saes // max(1, len(train.get("seeds") or [0]))
         ckpt = (int(train.get("buffer_tokens", 65536)) + CHUNK_TOKENS) * d * 4 + 3 * per_sae * per_seed
         total = tokens + ckpt + evals + saes
+        batch, stack = int(train.get("batch_size", 4096)), int(train.get("stack_size", 32))
+        # device memory of the lockstep job: every SAE of a seed with its Adam moments, the buffer,
+        # and the largest stack's step (codes, their gradient and the ReLU mask: ~4 × B × m floats per SAE)
+        memory = ckpt + 4 * batch * m * 4 * min(stack, per_seed)
         return (f"LLM track disk estimate (train_storage: stream): {_gb(total)} in all — train token ids "
                 f"{_gb(tokens)}, one lockstep checkpoint {_gb(ckpt)} (buffer and {per_seed} SAEs with Adam state), "
                 f"eval activations {_gb(evals)}, {n_saes} trained SAEs {_gb(saes)}; no training activation is "
-                f"stored (on disk they would take {_gb(n_train * (ctx - 1) * per_tok)})")
+                f"stored (on disk they would take {_gb(n_train * (ctx - 1) * per_tok)}). The lockstep job holds "
+                f"the {per_seed} SAEs of a seed at once: ≈ {_gb(memory)} of device memory besides the model "
+                f"(lower llm.train.stack_size or split the grid if that does not fit)")
     acts = n_train * (ctx - 1) * per_tok
     total = acts + evals + saes
     return (f"LLM track disk estimate (train_storage: disk): {_gb(total)} in all — train activations {_gb(acts)}, "
