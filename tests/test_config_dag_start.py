@@ -225,7 +225,7 @@ def test_grid_counts_of_shipped_configs_pass_the_guard():
         sizes = cc.grid_size(config(path.stem), TABLES)
         counts[path.stem] = sum(n for n, _ in sizes.values())
         assert cc.grid_size_problems(config(path.stem), TABLES) == [], path.stem
-    assert counts["default"] == 963 and counts["smoke"] == 46
+    assert counts["default"] == 1003 and counts["smoke"] == 46
     assert max(counts.values()) < cc.GRID_SAE_LIMIT
     # smoke: 10 families' grids (2+1+1+1+2+2+1+1+1+1 = 13) on 2 ρ, 2 spread replicates × 2 families × 2 ρ,
     # ablation 2 arms × 1 ρ, variant 2 × 2 ρ; synthsae AEN 1 + TopK 2; llm 3
