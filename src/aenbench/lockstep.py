@@ -139,7 +139,8 @@ def train_lockstep(
     diverged: list[Diverged] = []
     for m in members:
         if m.stack is not None:
-            results.append(stack_results(m.stack, m.saes, seconds / len(members), dead_window_steps))
+            # each SAE's share of the lockstep time is seconds / n_saes, as a per-SAE member's
+            results.append(stack_results(m.stack, m.saes, seconds * len(m.saes) / n_saes, dead_window_steps))
             diverged += m.stack.diverged
         else:
             assert m.trainer is not None
