@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -54,3 +55,17 @@ def word_tokenizer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tok")
     fast.save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """40 documents of random words from the word_tokenizer's vocabulary, as a ``jsonl:`` corpus."""
+    folder = tmp_path_factory.mktemp("corpus")
+    g = torch.Generator().manual_seed(0)
+    words = "the a of and to in is was he she it that for on with as his her at by from this be".split()
+    with open(folder / "docs.jsonl", "w") as f:
+        for i in range(40):
+            n = int(torch.randint(5, 60, (1,), generator=g))
+            text = " ".join(words[j] for j in torch.randint(0, len(words), (n,), generator=g).tolist())
+            f.write(json.dumps({"source": "test", "id": str(i), "text": text}) + "\n")
+    return f"jsonl:{folder / 'docs.jsonl'}"

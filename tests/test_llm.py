@@ -4,8 +4,6 @@ The hub-model code paths (pythia-70m-deduped, llama-3.1-8b) run through the same
 ``load_model`` → ``TransformerBridge`` → harvest/splice code as the offline default.
 """
 
-import json
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -37,19 +35,6 @@ def tiny_neox(vocab):
 @pytest.fixture(scope="module")
 def llama(word_tokenizer):
     return load_model("llama-3.1-8b", hf_model=tiny_llama(len(word_tokenizer)), tokenizer=word_tokenizer)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    g = torch.Generator().manual_seed(0)
-    words = "the a of and to in is was he she it that for on with as his her at by from this be".split()
-    with open(folder / "docs.jsonl", "w") as f:
-        for i in range(40):
-            n = int(torch.randint(5, 60, (1,), generator=g))
-            text = " ".join(words[j] for j in torch.randint(0, len(words), (n,), generator=g).tolist())
-            f.write(json.dumps({"source": "test", "id": str(i), "text": text}) + "\n")
-    return f"jsonl:{folder / 'docs.jsonl'}"
 
 
 def spec_for(model, hook="blocks.1.hook_resid_post", **kw):

@@ -48,20 +48,12 @@ def llama(word_tokenizer):
 
 
 @pytest.fixture(scope="module")
-def harvests(llama, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    g = torch.Generator().manual_seed(0)
-    words = "the a of and to in is was he she it that for on with as his her at by from this be".split()
-    with open(folder / "docs.jsonl", "w") as f:
-        for i in range(60):
-            n = int(torch.randint(5, 60, (1,), generator=g))
-            f.write(json.dumps({"text": " ".join(words[j] for j in torch.randint(0, len(words), (n,), generator=g))})
-                    + "\n")
+def harvests(llama, corpus, tmp_path_factory):
     out = {}
     for mode in ("disk", "stream"):
         spec = H.HarvestSpec(model="llama-3.1-8b", hook=HOOK, context_size=16, n_train_contexts=20, n_eval_contexts=4,
                              shard_contexts=6, batch_contexts=4, dtype="float32", seed=0,
-                             corpus=f"jsonl:{folder / 'docs.jsonl'}", train_storage=mode, stats_split="eval")
+                             corpus=corpus, train_storage=mode, stats_split="eval")
         out[mode] = tmp_path_factory.mktemp(f"acts_{mode}")
         H.harvest(llama, spec, out[mode])
     return out

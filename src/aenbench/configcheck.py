@@ -515,6 +515,11 @@ def _n_grid(fam: Any) -> int:
     return math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
 
 
+def _llm_saes(llm: dict[str, Any]) -> int:
+    """The LLM track's SAEs: its families' grids × its seeds."""
+    return sum(_n_grid(f) for f in (llm.get("families") or {}).values()) * len((llm.get("train") or {}).get("seeds") or [0])
+
+
 def grid_size(cfg: dict[str, Any], tables: dict[str, Any]) -> dict[str, tuple[int, float]]:
     """track -> (SAEs the config trains, estimated CPU seconds), without building any table:
     the count is a product of list lengths. The estimate per SAE is
@@ -559,7 +564,7 @@ def grid_size(cfg: dict[str, Any], tables: dict[str, Any]) -> dict[str, tuple[in
     llm = cfg.get("llm")
     if isinstance(llm, dict):
         train = llm.get("train") or {}
-        count = sum(_n_grid(f) for f in (llm.get("families") or {}).values()) * len(train.get("seeds") or [0])
+        count = _llm_saes(llm)
         d_model = (tables["MODELS"].get(llm.get("model")) or {}).get("d_model")
         out["llm"] = (count, count * cost(train, d_model, llm.get("width")))
     return out
@@ -612,7 +617,7 @@ def llm_disk_estimate(cfg: dict[str, Any], tables: dict[str, Any]) -> str | None
     except (KeyError, TypeError, ValueError):
         return None
     per_tok = d * DTYPE_BYTES.get(h.get("dtype", "float16"), 2)
-    n_saes = sum(_n_grid(f) for f in (llm.get("families") or {}).values()) * len(train.get("seeds") or [0])
+    n_saes = _llm_saes(llm)
     per_sae = (2 * d * m + d + m) * 4
     evals = n_eval * (ctx - 1) * per_tok
     saes = n_saes * per_sae

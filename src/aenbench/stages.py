@@ -220,7 +220,7 @@ def train_stage(
     entry_of = {run.run_id: store / "trained" / run.fingerprint for run in runs}
     pending = [run for run in runs if not (entry_of[run.run_id] / TRAINING).exists()]
     engine = run_engine(train, family["architecture"])
-    groups = _stacks(pending, stack_size) if engine == "stacked" else [[run] for run in pending]
+    groups = _groups(pending, engine, stack_size)
     diverged: list[str] = []
     for group in progress(groups, desc=f"{label} ({engine})"):
         if engine == "per_sae":
@@ -258,10 +258,7 @@ def train_stage(
         shutil.rmtree(ckpt_root / f"stack-{stack_fp}", ignore_errors=True)
     n_trained = len(pending) - len(diverged)
     if diverged:
-        raise TrainingDiverged(
-            f"{label}: {len(diverged)} SAE(s) diverged (non-finite loss) and were not saved: " + "; ".join(diverged)
-            + f". The other {n_trained} trained SAE(s) are in the store ({store / 'trained'}); a rerun retrains only"
-            " the diverged ones (lower their lr or coefficients, or drop them from the grid).")
+        raise _diverged(label, diverged, n_trained, store)
     records = []
     pending_ids = {run.run_id for run in pending}
     with atomic_dir(out_dir) as tmp:
@@ -329,7 +326,7 @@ def train_lockstep_stage(
         groups, owners = [], []
         for item, pending in parts:
             engine = run_engine(train, item.family["architecture"])
-            for group in (_stacks(pending, stack_size) if engine == "stacked" else [[r] for r in pending]):
+            for group in _groups(pending, engine, stack_size):
                 groups.append((engine, [item.build(r) for r in group], [r.run_id for r in group]))
                 owners.append((item, group))
         fp = fingerprint([r.fingerprint for _, g in owners for r in g])
@@ -356,10 +353,20 @@ def train_lockstep_stage(
         diverged += [str(d) for d in res.diverged]
         shutil.rmtree(Path(checkpoint_dir) / f"lockstep-{fp}", ignore_errors=True)
     if diverged:
-        raise TrainingDiverged(
-            f"{label}: {len(diverged)} SAE(s) diverged (non-finite loss) and were not saved: " + "; ".join(diverged)
-            + f". The other {n_trained} are in the store; a rerun retrains only the diverged ones.")
+        raise _diverged(label, diverged, n_trained, store_root(items[0].out_dir))
     return n_trained
+
+
+def _groups(pending: Sequence[Run], engine: str, stack_size: int) -> list[list[Run]]:
+    """The runs each trainer takes: stacks (:func:`_stacks`) on the stacked engine, else one each."""
+    return _stacks(pending, stack_size) if engine == "stacked" else [[run] for run in pending]
+
+
+def _diverged(label: str, diverged: Sequence[str], n_trained: int, store: Path) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"{label}: {len(diverged)} SAE(s) diverged (non-finite loss) and were not saved: " + "; ".join(diverged)
+        + f". The other {n_trained} trained SAE(s) are in the store ({store / 'trained'}); a rerun retrains only"
+        " the diverged ones (lower their lr or coefficients, or drop them from the grid).")
 
 
 def _identity(run: Run, family_name: str, family: dict[str, Any]) -> dict[str, Any]:

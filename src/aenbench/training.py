@@ -265,16 +265,15 @@ class CheckedTrainer(SAETrainer):  # type: ignore[type-arg]
         self.last_checkpoint = str(self.checkpoint_dir / "latest")
         self.last_checkpoint_how = f"saved at step {step} in this run"
 
-    def resume_from(self, path: Path) -> int:
-        """Load the checkpoint at ``path``; return the number of completed steps."""
+    def resume_from(self, path: Path, stream_state: dict[str, Any] | None = None) -> int:
+        """Load the checkpoint at ``path``; return the number of completed steps. ``stream_state``:
+        its saved stream state (``STREAM_STATE``, as :func:`load_checkpoint` loaded and verified it)."""
         self.sae.load_state_dict(load_file(str(path / "sae_state.safetensors"), device=str(self.sae.device)))
         # sae-lens's own method: its bare torch.load is weights_only=True by default on every torch
         # we can resolve (≥ 2.6, through transformer-lens)
         self.load_trainer_state(path)
         steps = self.n_training_steps
-        stream_file = path / STREAM_STATE
-        saved = torch.load(stream_file, weights_only=True) if stream_file.exists() else None
-        how = restore_stream(self.data_provider.inner, steps, saved)  # the stream where the checkpoint was taken
+        how = restore_stream(self.data_provider.inner, steps, stream_state)  # the stream where the checkpoint was taken
         log.info("stream restored to step %d from %s", steps, how)
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_rng"])
         self._resumed_at = steps
@@ -483,9 +482,10 @@ def train_sae(
     trainer = trainer_cls(cfg=cfg, sae=sae, data_provider=_RecordingStream(data_provider),
                              checkpoint_dir=ckpt_dir, checkpoint_every=checkpoint_every,
                              run_fingerprint=run_fingerprint, max_grad_norm=max_grad_norm)
-    found = find_checkpoint(ckpt_dir, run_fingerprint)
-    if found is not None:
-        step = trainer.resume_from(found)
+    checkpoint = load_checkpoint(ckpt_dir, run_fingerprint)
+    found = None if checkpoint is None else checkpoint[0]
+    if checkpoint is not None:
+        step = trainer.resume_from(found, checkpoint[1].get(STREAM_STATE))
         log.info("resumed from the checkpoint %s at step %d of %d", found, step, steps)
     attach_post_step(trainer, sae, resumed=found is not None)
     start = time.perf_counter()

@@ -19,12 +19,12 @@ if LLM:
     LLM_DIR = f"results/llm/{LLM_MODEL}/{LLM_HOOK}"
     LLM_FAMILIES = list(LLM["families"])
     LLM_RUN_DIRS = [f"{LLM_DIR}/runs/{f}" for f in LLM_FAMILIES]
+    LLM_STREAMED = LLM["harvest"].get("train_storage", "disk") == "stream"
     LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_{f}.tsv" for f in LLM_FAMILIES]
-    if LLM["harvest"].get("train_storage", "disk") == "stream":
+    if LLM_STREAMED:
         # parallel to LLM_RUN_DIRS: the one job that trained every family
         LLM_BENCHMARKS = [f"benchmarks/llm/{LLM_MODEL}/{LLM_HOOK}/train_streamed.tsv"] * len(LLM_FAMILIES)
     # what the harvest reads: model, hook, corpus and the harvest settings (not the SAEs' settings)
-    LLM_STREAMED = LLM["harvest"].get("train_storage", "disk") == "stream"
     LLM_HARVEST = {"model": LLM_MODEL, "hook": LLM_HOOK, "corpus": LLM.get("corpus", "packaged"),
                    "harvest": {**LLM["harvest"], "train_storage": "stream" if LLM_STREAMED else "disk",
                                "stats_split": LLM["harvest"].get("stats_split", "eval" if LLM_STREAMED else "train")}}

@@ -88,13 +88,16 @@ def train_family(
     )
 
 
-def streamed_training_stream(loaded: Any, acts_dir: str | Path, train: dict[str, Any], seed: int) -> Any:
+def streamed_training_stream(loaded: Any, acts_dir: str | Path, train: dict[str, Any], seed: int,
+                             manifest: dict[str, Any] | None = None) -> Any:
     """The model's training batches for a harvest whose train split is streamed: the train
-    contexts it recorded (checked against the manifest), run through ``loaded`` block by block."""
+    contexts it recorded (checked against the manifest), run through ``loaded`` block by block.
+    ``manifest``: the harvest's manifest when the caller has already loaded (and so verified) it;
+    loading it again hashes every file it lists, the train token ids included."""
     from aenbench.llm.harvest import TRAIN_CONTEXTS
     from aenbench.llm.stream import model_stream
 
-    manifest = load_manifest(acts_dir)
+    manifest = manifest or load_manifest(acts_dir)
     tokens = load_file(str(Path(acts_dir) / TRAIN_CONTEXTS))["tokens"].long()
     h = manifest["settings"]
     return model_stream(loaded, tokens, hook=manifest["hook"], dtype=manifest["dtype"],
@@ -145,7 +148,7 @@ def train_grid_streamed(
     def stream(seed: int) -> Any:
         if state["loaded"] is None:
             state["loaded"] = load_model(manifest["model"], resources_dir, device=device)
-        return streamed_training_stream(state["loaded"], acts_dir, train, seed)
+        return streamed_training_stream(state["loaded"], acts_dir, train, seed, manifest)
 
     train_lockstep_stage(
         items=items, stream=stream, train=training_settings(train, "aen"), device=device, info=info,
