@@ -73,7 +73,7 @@ def test_all_violations_are_reported_at_once(repo_root, tmp_path, smoke_cfg):
     assert "unknown key(s) 'typo'" in out
 
 
-@pytest.mark.parametrize("name", ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b",
+@pytest.mark.parametrize("name", ["default", "paper_grid", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b",
                                   "paper_smollm2", "replication_synthetic"])
 def test_every_shipped_config_plans(repo_root, tmp_path, name):
     with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
@@ -161,7 +161,7 @@ def test_bad_hyperparameter_or_range_is_named(repo_root, smoke_cfg, field, value
 
 
 def test_shipped_configs_pass_the_range_checks(repo_root):
-    for name in ["default", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b", "paper_smollm2",
+    for name in ["default", "paper_grid", "smoke", "paper_synthetic", "paper_pythia70m", "paper_llama8b", "paper_smollm2",
                  "replication_synthetic"]:
         with open(os.path.join(repo_root, "configs", f"{name}.yaml")) as f:
             assert _problems(repo_root, yaml.safe_load(f)) == [], name

@@ -19,7 +19,7 @@ STEPS = 300
 def spread_run(tmp_path_factory):
     from test_faults import job_args
 
-    from aenbench.synthetic.spread import spread_family
+    from aenbench.synthetic.spread import SpreadFamily, spread_families
     from aenbench.synthetic.track import make_teacher, train_family
 
     root = tmp_path_factory.mktemp("spread")
@@ -39,12 +39,13 @@ def spread_run(tmp_path_factory):
               arch_defaults=args["arch_defaults"], device="cpu")
     grid = train_family(dictionary_path=teachers[0], out_dir=args["out_dir"], **kw)
     out = root / "results" / "synthetic" / "rho0.5" / "spread" / "L1"
-    spread_kw = dict(runs_dir=args["out_dir"], dictionary_path=teachers[0], teacher_paths={1: teachers[1]},
-                     out_dir=out, evaluation={"eval_samples": 256, "eval_seed": 123}, seeds=[1, 2],
-                     **{k: v for k, v in kw.items()})
-    spread_kw["train"] = {k: v for k, v in args["train"].items() if k not in ("eval_samples", "eval_seed", "seeds")}
-    selection = spread_family(**spread_kw)
-    return {"grid": grid, "selection": selection, "out": out, "runs_dir": Path(args["out_dir"]), "kw": spread_kw}
+    spread_kw = dict(families=[SpreadFamily("L1", args["out_dir"], family, runs, args["arch_defaults"])],
+                     dictionary_path=teachers[0], teacher_paths={1: teachers[1]}, out_dir=out.parent, dataset="rho0.5",
+                     spec=spec, evaluation={"eval_samples": 256, "eval_seed": 123}, seeds=[1, 2], device="cpu",
+                     train={k: v for k, v in args["train"].items() if k not in ("eval_samples", "eval_seed", "seeds")})
+    selection = spread_families(**spread_kw)["L1"]
+    return {"grid": grid, "selection": selection, "out": out, "runs_dir": Path(args["out_dir"]), "kw": spread_kw,
+            "teachers": teachers, "args": args, "spec": spec}
 
 
 def _flat(record):
@@ -80,13 +81,44 @@ def test_the_replicates_are_other_seeds_and_another_teacher(spread_run):
 
 
 def test_a_rerun_trains_nothing(spread_run, caplog):
-    from aenbench.synthetic.spread import spread_family
+    from aenbench.synthetic.spread import spread_families
 
     import shutil
     shutil.rmtree(spread_run["out"])  # Snakemake removes a directory output before it reruns the job
     caplog.set_level("INFO", logger="aenbench.stages")
-    spread_family(**spread_run["kw"])
+    spread_families(**spread_run["kw"])
     assert sum("not retrained" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_families_in_lockstep_share_a_stack_and_train_the_weights_each_gets_alone(spread_run, tmp_path):
+    """train_runs_lockstep (the spread's engine): an ℓ1 and an AEN run of one seed go in one stack
+    and end bit for bit where train_runs puts each family alone; a TopK run beside them too."""
+    from aenbench.synthetic.track import spiked_data, train_runs, train_runs_lockstep
+
+    data = spiked_data(spread_run["teachers"][0], spread_run["spec"], {"eval_samples": 256, "eval_seed": 123})
+    train = spread_run["kw"]["train"]
+    defaults = spread_run["args"]["arch_defaults"]
+    parts = [
+        ("L1", {"architecture": "aen", "fixed": {"adaptive": False, "l2_coefficient": 0.0}},
+         [("l1_coefficient~0.05_seed~3", {"l1_coefficient": 0.05, "seed": 3})]),
+        ("AEN", {"architecture": "aen", "fixed": {"adaptive": True, "l2_coefficient": 0.002}},
+         [("l1_coefficient~0.01_seed~3", {"l1_coefficient": 0.01, "seed": 3})]),
+        ("TopK", {"architecture": "topk", "fixed": {"aux_loss_coefficient": 0.0}}, [("k~2_seed~3", {"k": 2, "seed": 3})]),
+    ]
+    together = train_runs_lockstep(
+        data=data, dataset="rho0.5", train=train, device="cpu",
+        parts=[(tmp_path / "a" / "results" / name / "trained", name, fam, runs, defaults) for name, fam, runs in parts])
+    alone = [train_runs(data=data, out_dir=tmp_path / "b" / "results" / name / "trained", dataset="rho0.5",
+                        family_name=name, family=fam, runs=runs, train=train, arch_defaults=defaults, device="cpu")
+             for name, fam, runs in parts]
+    for (name, _, _), (a,), (b,) in zip(parts, together, alone):
+        assert a["weights_sha256"] == b["weights_sha256"], name
+        assert a["training_state_sha256"] == b["training_state_sha256"], name  # buffers too (AEN's EMA)
+    engines = {name: json.loads((tmp_path / "a" / "results" / name / "trained" / runs[0][0] / "training.json")
+                                .read_text())["engine"] for name, _, runs in parts}
+    assert engines["L1"]["name"] == engines["AEN"]["name"] == "lockstep"
+    assert engines["L1"]["member_engine"] == "stacked" and engines["L1"]["member_size"] == 2  # one stack of both
+    assert engines["TopK"]["member_engine"] == "per_sae" and engines["TopK"]["lockstep_saes"] == 3
 
 
 def test_leaderboard_rows_carry_their_replicate(spread_run):

@@ -426,6 +426,7 @@ def name_problems(cfg: dict[str, Any], tables: dict[str, Any], basedir: str | Pa
         for name in both:
             problems.append(f"{where}: {name!r} is set in both fixed and grid (the grid value silently wins) — "
                             "keep it in one of them")
+        problems.extend(half_fraction_problems(where, fam))
 
     def check_defaults(where: str, defaults: Any, allow_plugin: bool) -> None:
         for arch, values in (defaults or {}).items():
@@ -504,15 +505,38 @@ def storage_problems(cfg: dict[str, Any]) -> list[str]:
 # --- the grid-size guard
 
 #: above this many SAEs a config is refused unless it sets ``allow_large_grid: true`` (the
-#: shipped configs train at most 1,003: configs/default.yaml 1,003, smoke 46, the paper configs 16–660)
+#: shipped configs train at most 1,003: configs/paper_grid.yaml 1,003, default 369, smoke 46, the paper configs 16–660)
 GRID_SAE_LIMIT = 20_000
 FLOP_PER_SAMPLE_DIM = 6  # per SAE, per training sample, per d_in × width: forward and backward of W_enc, W_dec
 CPU_FLOPS = 25e9  # effective FLOP/s of one CPU core
 
 
+def half_fraction_problems(where: str, fam: dict[str, Any]) -> list[str]:
+    """A family's ``half_fraction`` (:func:`aenbench.sweeps.grid_combinations`) must list three or
+    more distinct grid axes with exactly two values each."""
+    half = fam.get("half_fraction")
+    if half is None:
+        return []
+    grid = fam.get("grid") or {}
+    out = []
+    if not isinstance(half, list) or len(set(map(str, half))) != len(half) or len(half) < 3:
+        return [f"{where}.half_fraction = {half!r}: must list three or more distinct grid axes (with two it would "
+                "confound their main effects) — e.g. [gamma, beta, p], or remove it for the full product"]
+    for axis in half:
+        values = grid.get(axis)
+        if not isinstance(values, list):
+            out.append(f"{where}.half_fraction: {axis!r} is not an axis of {where}.grid (axes: "
+                       f"{', '.join(map(str, grid)) or 'none'}) — list only swept axes")
+        elif len(values) != 2:
+            out.append(f"{where}.half_fraction: {where}.grid.{axis} has {len(values)} values; a two-level fractional "
+                       "factorial needs exactly 2 — give it two values or drop it from half_fraction")
+    return out
+
+
 def _n_grid(fam: Any) -> int:
     grid = (fam or {}).get("grid") or {} if isinstance(fam, dict) else {}
-    return math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+    n = math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+    return n // 2 if isinstance(fam, dict) and fam.get("half_fraction") else n  # sweeps.grid_combinations
 
 
 def _llm_saes(llm: dict[str, Any]) -> int:

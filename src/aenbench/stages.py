@@ -310,7 +310,8 @@ def train_lockstep_stage(
     """Train the runs of several families that are missing from the store, all of one seed in
     lockstep from one stream (``stream(seed)``, drawn once per step for all of them:
     :func:`aenbench.lockstep.train_lockstep`), and store each; ``train_stage`` then lays each family
-    out without training. The ``aen`` runs go in stacks as in ``train_stage``, the others one
+    out without training. The ``aen`` runs of all families go in stacks together (grouped as in
+    ``train_stage``, so ℓ1, EN, AL and AEN runs of one seed share a stack), the others one
     trainer each. Returns the number of SAEs trained."""
     from aenbench.lockstep import train_lockstep
 
@@ -324,11 +325,22 @@ def train_lockstep_stage(
     diverged: list[str] = []
     for seed, parts in sorted(by_seed.items()):
         groups, owners = [], []
+        pooled: list[Run] = []  # the stacked engine's runs of every family: stacks may mix families
+        item_of: dict[int, LockstepItem] = {}
         for item, pending in parts:
             engine = run_engine(train, item.family["architecture"])
+            if engine == "stacked":
+                pooled += pending
+                item_of.update((id(r), item) for r in pending)
+                continue
             for group in _groups(pending, engine, stack_size):
                 groups.append((engine, [item.build(r) for r in group], [r.run_id for r in group]))
-                owners.append((item, group))
+                owners.append(([item] * len(group), group))
+        for group in _groups(pooled, "stacked", stack_size):
+            members = [item_of[id(r)] for r in group]
+            groups.append(("stacked", [it.build(r) for it, r in zip(members, group)],
+                           [f"{it.family_name}/{r.run_id}" for it, r in zip(members, group)]))
+            owners.append((members, group))
         fp = fingerprint([r.fingerprint for _, g in owners for r in g])
         n = sum(len(g) for _, g in owners)
         summarise("%s: training %d SAE(s) of seed %d in lockstep from one stream (%d member(s))", label, n, seed,
@@ -341,8 +353,8 @@ def train_lockstep_stage(
             label=f"{label} seed {seed}")
         engine_info = {"name": "lockstep", "members": len(groups), "lockstep_saes": n,
                        "lockstep_seconds": res.seconds}
-        for (item, group), (engine, saes, _), results in zip(owners, groups, res.results):
-            for run, sae, r in zip(group, saes, results):
+        for (members, group), (engine, saes, _), results in zip(owners, groups, res.results):
+            for item, run, sae, r in zip(members, group, saes, results):
                 if r is None:
                     continue
                 _store_trained(store_root(item.out_dir) / "trained" / run.fingerprint, run, r, sae,

@@ -13,15 +13,33 @@ from typing import Any
 import pandas as pd
 
 
-def family_table(family: dict[str, Any], seeds: list[int]) -> pd.DataFrame:
-    """Cartesian product of ``family['grid']`` (in the listed order) with ``seeds``."""
+def grid_combinations(family: dict[str, Any]) -> list[dict[str, Any]]:
+    """The swept combinations of a family: the Cartesian product of ``family['grid']`` (in the
+    listed order), or, with ``half_fraction: [a, b, c, …]``, the half of it that a two-level
+    fractional factorial 2^(q−1) keeps over those q axes (each with exactly two grid values).
+
+    Code each listed axis's first value as 0 and its second as 1; the kept half holds the
+    combinations whose codes sum to an even number (defining relation I = AB…, in ±1 coding the
+    product of the q factors is +1 for q even and −1 for q odd; for the 2³ over γ, β, p: the
+    (first, first, first) corner and the three with two second values). Every value of every
+    axis is kept and appears equally often; the main effects of the listed axes stay estimable,
+    their interactions are aliased with each other. Other axes are crossed in full."""
     grid: dict[str, list[Any]] = family.get("grid", {}) or {}
     names = list(grid)
-    rows = [
-        {**dict(zip(names, values)), "seed": seed}
-        for values in itertools.product(*(grid[n] for n in names))
-        for seed in seeds
-    ]
+    half = list(family.get("half_fraction") or [])
+    rows = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        row = dict(zip(names, values))
+        if half and sum(grid[a].index(row[a]) for a in half) % 2:
+            continue
+        rows.append(row)
+    return rows
+
+
+def family_table(family: dict[str, Any], seeds: list[int]) -> pd.DataFrame:
+    """The family's combinations (:func:`grid_combinations`) × ``seeds``, one row per run."""
+    names = list(family.get("grid", {}) or {})
+    rows = [{**combo, "seed": seed} for combo in grid_combinations(family) for seed in seeds]
     return pd.DataFrame(rows, columns=[*names, "seed"])
 
 

@@ -28,6 +28,7 @@ The leaderboard reads ``*/runs`` and labels each row's ``replicate`` by the fold
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import pandas as pd
 from aenbench.io import write_json
 from aenbench.sweeps import SPREAD_SEED_DIR, spread_teacher_dir
 from aenbench.stages import INDEX
-from aenbench.synthetic.track import evaluate_runs, spiked_data, trained_dir_of, train_runs
+from aenbench.synthetic.track import evaluate_runs, spiked_data, trained_dir_of, train_runs_lockstep
 from aenbench.tables import closest_row
 
 
@@ -78,38 +79,58 @@ def replicate_id(run_id: str, grid_seed: int, seed: int) -> str:
     return run_id[: -len(suffix)] + f"seed~{seed}"
 
 
-def spread_family(*, runs_dir: str | Path, dictionary_path: str | Path, teacher_paths: dict[int, str | Path],
-                  out_dir: str | Path, dataset: str, family_name: str, family: dict[str, Any],
-                  runs: list[tuple[str, dict[str, Any]]], spec: dict[str, Any], train: dict[str, Any],
-                  evaluation: dict[str, Any], arch_defaults: dict[str, dict[str, Any]], seeds: list[int],
-                  device: str = "auto") -> dict[str, Any]:
-    """Select the family's configuration closest to L0 = k among its evaluated grid runs in
-    ``runs_dir``, train and evaluate it again with each of ``seeds`` on the grid's teacher
-    (``dictionary_path``) and with the grid seed on each teacher of ``teacher_paths``
-    (dictionary seed → dictionary file), into ``out_dir`` (layout in the module docstring).
-    Returns the selection record (also written to ``out_dir/selection.json``)."""
+@dataclass
+class SpreadFamily:
+    """One family of a spread job: its evaluated grid (``runs_dir``), definition and runs."""
+
+    family_name: str
+    runs_dir: str | Path
+    family: dict[str, Any]
+    runs: list[tuple[str, dict[str, Any]]]
+    arch_defaults: dict[str, dict[str, Any]]
+
+
+def spread_families(*, families: list[SpreadFamily], dictionary_path: str | Path, teacher_paths: dict[int, str | Path],
+                    out_dir: str | Path, dataset: str, spec: dict[str, Any], train: dict[str, Any],
+                    evaluation: dict[str, Any], seeds: list[int], device: str = "auto") -> dict[str, dict[str, Any]]:
+    """For each family, select its configuration closest to L0 = k among its evaluated grid runs,
+    and train and evaluate it again with each of ``seeds`` on the grid's teacher
+    (``dictionary_path``) and with the grid seed on each teacher of ``teacher_paths`` (dictionary
+    seed → dictionary file), into ``out_dir/<family>`` (layout in the module docstring).
+
+    Each replicate trains every family's copy in lockstep (:func:`train_runs_lockstep`): per seed
+    one stream, and the ℓ1 / EN / AL / AEN copies in one stack instead of a stack of one each.
+    Returns the selection record per family (also written to ``<family>/selection.json``)."""
     out_dir = Path(out_dir)
-    selection = select(runs_dir, spec["k"])
-    row_of = dict(runs)
-    if selection["run_id"] not in row_of:
-        raise ValueError(f"{runs_dir}: the selected run {selection['run_id']} is not in the family's grid "
-                         f"({len(runs)} runs); the grid changed since it was evaluated: rerun its train and eval jobs")
-    row = row_of[selection["run_id"]]
-    grid_seed = int(row["seed"])
-    replicates = []
-    seed_runs = [(replicate_id(selection["run_id"], grid_seed, s), {**row, "seed": s}) for s in seeds]
-    if seed_runs:
-        replicates.append((SPREAD_SEED_DIR, dictionary_path, spec, seed_runs))
+    folders: dict[str, tuple[Path, dict[str, Any]]] = {}
+    if seeds:
+        folders[SPREAD_SEED_DIR] = (Path(dictionary_path), spec)
     for dseed, path in sorted(teacher_paths.items()):
-        replicates.append((spread_teacher_dir(dseed), path, {**spec, "dictionary_seed": dseed},
-                           [(selection["run_id"], dict(row))]))
-    for folder, dict_path, teacher_spec, rep_runs in replicates:
+        folders[spread_teacher_dir(dseed)] = (Path(path), {**spec, "dictionary_seed": dseed})
+    selections, replicate_runs = {}, {}
+    for fam in families:
+        selection = select(fam.runs_dir, spec["k"])
+        row_of = dict(fam.runs)
+        if selection["run_id"] not in row_of:
+            raise ValueError(f"{fam.runs_dir}: the selected run {selection['run_id']} is not in the family's grid "
+                             f"({len(fam.runs)} runs); the grid changed since it was evaluated: rerun its train and "
+                             "eval jobs")
+        row = row_of[selection["run_id"]]
+        grid_seed = int(row["seed"])
+        reps = {folder: [(selection["run_id"], dict(row))] for folder in folders if folder != SPREAD_SEED_DIR}
+        if seeds:
+            reps[SPREAD_SEED_DIR] = [(replicate_id(selection["run_id"], grid_seed, s), {**row, "seed": s}) for s in seeds]
+        selection["replicates"] = {folder: [r for r, _ in reps[folder]] for folder in folders}
+        selections[fam.family_name], replicate_runs[fam.family_name] = selection, reps
+    for folder, (dict_path, teacher_spec) in folders.items():
         data = spiked_data(dict_path, teacher_spec, evaluation)
-        trained = out_dir / folder / "trained"
-        train_runs(data=data, out_dir=trained, dataset=dataset, family_name=family_name, family=family,
-                   runs=rep_runs, train=train, arch_defaults=arch_defaults, device=device)
-        evaluate_runs(data=data, trained_dir=trained, out_dir=out_dir / folder / "runs", dataset=dataset,
-                      device=device)
-    selection["replicates"] = {folder: [r for r, _ in rep_runs] for folder, _, _, rep_runs in replicates}
-    write_json(out_dir / "selection.json", selection)
-    return selection
+        train_runs_lockstep(
+            data=data, dataset=dataset, train=train, device=device,
+            parts=[(out_dir / fam.family_name / folder / "trained", fam.family_name, fam.family,
+                    replicate_runs[fam.family_name][folder], fam.arch_defaults) for fam in families])
+        for fam in families:
+            evaluate_runs(data=data, trained_dir=out_dir / fam.family_name / folder / "trained",
+                          out_dir=out_dir / fam.family_name / folder / "runs", dataset=dataset, device=device)
+    for name, selection in selections.items():
+        write_json(out_dir / name / "selection.json", selection)
+    return selections

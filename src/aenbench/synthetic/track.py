@@ -22,8 +22,8 @@ from aenbench.records import record_from_training
 from aenbench.saes.aen import ARCHITECTURE as AEN_ARCHITECTURE
 from aenbench.stability import sae_stability
 from aenbench.stages import (
-    DEFAULT_STACK_SIZE, EVALUATION_CODE, TRAINING_CODE, code_hash, evaluate_stage, load_training_sae, plan_runs, train_stage,
-    training_settings,
+    DEFAULT_STACK_SIZE, EVALUATION_CODE, TRAINING_CODE, LockstepItem, code_hash, evaluate_stage, load_training_sae,
+    plan_runs, train_lockstep_stage, train_stage, training_settings,
 )
 from aenbench.sweeps import eval_settings
 from aenbench.synthetic.spiked import SpikedStream, spiked_dictionary, teacher_diagnostics
@@ -237,10 +237,7 @@ def train_runs(
     ``out_dir/<run_id>/{sae/, training.json}``, training only the runs not in the store.
     ``code_files`` are extra files whose content decides the weights (a variant's plugin)."""
     device = resolve_device(device)
-    settings = training_settings(train, family["architecture"])
-    identity = {"track": data.track, "teacher": data.teacher, "teacher_sha256": data.teacher_sha256,
-                "train": settings, "device": device, "code": code_hash(TRAINING_CODE, code_files)}
-    planned = plan_runs(family, runs, arch_defaults, identity)
+    planned, settings = _planned(data, family, runs, train, arch_defaults, device, code_files)
     return train_stage(
         runs=planned, out_dir=out_dir, label=f"{dataset}/{family_name}", family_name=family_name, family=family,
         build=lambda r: build_training_sae(family["architecture"], data.d_in, data.d_sae, r.params, r.seed, device),
@@ -250,6 +247,44 @@ def train_runs(
         checkpoint_dir=checkpoint_dir, checkpoint_every=int(train.get("checkpoint_every", 1000)),
         stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)),
     )
+
+
+def _planned(data: TeacherData, family: dict[str, Any], runs: list[tuple[str, dict[str, Any]]], train: dict[str, Any],
+             arch_defaults: dict[str, dict[str, Any]], device: str, code_files: tuple[str | Path, ...] = ()):
+    """A family's runs on ``data`` with their fingerprints, and the training settings they name."""
+    settings = training_settings(train, family["architecture"])
+    identity = {"track": data.track, "teacher": data.teacher, "teacher_sha256": data.teacher_sha256,
+                "train": settings, "device": device, "code": code_hash(TRAINING_CODE, code_files)}
+    return plan_runs(family, runs, arch_defaults, identity), settings
+
+
+def train_runs_lockstep(*, data: TeacherData, parts: list[tuple[str | Path, str, dict[str, Any],
+                                                               list[tuple[str, dict[str, Any]]], dict[str, dict[str, Any]]]],
+                        dataset: str, train: dict[str, Any], device: str = "auto") -> list[list[dict[str, Any]]]:
+    """The train stage of several families on one ground truth at once: ``parts`` is
+    ``(out_dir, family_name, family, runs, arch_defaults)`` per family. The runs missing from the
+    store train in lockstep per seed, the ``aen`` runs of every family in shared stacks
+    (:func:`aenbench.stages.train_lockstep_stage`; one batch of the seed's stream per step for all,
+    the batch each would get alone), then each family is laid out as :func:`train_runs` does
+    (from the store, training nothing). The weights are those of :func:`train_runs` per family:
+    on CPU a SAE's weights do not depend on which SAEs share its stack."""
+    device = resolve_device(device)
+    items = []
+    for out_dir, family_name, family, runs, arch_defaults in parts:
+        planned, _ = _planned(data, family, runs, train, arch_defaults, device)
+        items.append(LockstepItem(planned, Path(out_dir), family_name, family,
+                                  lambda r, a=family["architecture"]: build_training_sae(a, data.d_in, data.d_sae,
+                                                                                         r.params, r.seed, device)))
+    train_lockstep_stage(
+        items=items, stream=lambda seed: data.make_stream(seed, train["batch_size"]),
+        train=training_settings(train, AEN_ARCHITECTURE), device=device,
+        info={"track": data.track, "dataset": dataset, "teacher": data.teacher, "teacher_sha256": data.teacher_sha256},
+        label=f"{dataset} ({len(items)} families in lockstep)", checkpoint_dir=checkpoint_root(Path(parts[0][0])),
+        checkpoint_every=int(train.get("checkpoint_every", 1000)),
+        stack_size=int(train.get("stack_size", DEFAULT_STACK_SIZE)))
+    return [train_runs(data=data, out_dir=out_dir, dataset=dataset, family_name=name, family=family, runs=runs,
+                       train=train, arch_defaults=defaults, device=device)
+            for out_dir, name, family, runs, defaults in parts]
 
 
 def evaluate_runs(*, data: TeacherData, trained_dir: str | Path, out_dir: str | Path, dataset: str,
