@@ -227,9 +227,9 @@ def test_grid_counts_of_shipped_configs_pass_the_guard():
         assert cc.grid_size_problems(config(path.stem), TABLES) == [], path.stem
     assert counts["paper_grid"] == 1003 and counts["smoke"] == 46
     # the main job's cuts (configs/default.yaml header): 3 ρ × (L1 4 + EN 9 + AL 20 + AEN 36 (half fractions)
-    # + TopK-paper 5 + TopK-AuxK 3 + Gated 3) = 240, spread 3 ρ × 5 families × 3 = 45, ablations 18 on ρ 0.5
-    # + topk_init 2 × 3 ρ, variant 4 on one ρ; synthsae L1 4 + AEN 36 + TopK 3 + TopK-AuxK 3 = 46; llm 10
-    assert counts["default"] == 240 + 45 + 24 + 4 + 46 + 10
+    # + TopK-paper 3 + TopK-AuxK 3) = 225, spread 3 ρ × 5 families × 3 = 45, ablations 18 on ρ 0.5, variant 4 on
+    # one ρ; synthsae L1 4 + AEN 36 + TopK-AuxK 3 = 43; llm 10
+    assert counts["default"] == 225 + 45 + 18 + 4 + 43 + 10
     assert max(counts.values()) < cc.GRID_SAE_LIMIT
     # smoke: 10 families' grids (2+1+1+1+2+2+1+1+1+1 = 13) on 2 ρ, 2 spread replicates × 2 families × 2 ρ,
     # ablation 2 arms × 1 ρ, variant 2 × 2 ρ; synthsae AEN 1 + TopK 2; llm 3

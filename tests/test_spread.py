@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 
 from aenbench import leaderboard
@@ -201,3 +202,55 @@ def test_the_dead_ev_figure_draws_the_spread_and_flags_coverage(spread_run, tmp_
         table = figures.closest_to_k(lb, k=k)
         assert bool(table.iloc[0]["brackets_k"]) is not flagged
         assert table.iloc[0]["coverage_missing"] == ("above" if flagged else "")
+
+
+def test_lockstep_on_a_stateless_stream_checkpoints_and_resumes_by_replay(spread_run, tmp_path):
+    """The spiked stream has no state_dict: a lockstep checkpoint then saves none, and a resume
+    replays the stream to the checkpoint's step; the weights equal an uninterrupted run's."""
+    from aenbench.lockstep import train_lockstep
+    from aenbench.synthetic.track import spiked_data
+    from aenbench.training import build_training_sae
+
+    data = spiked_data(spread_run["teachers"][0], spread_run["spec"], {"eval_samples": 256, "eval_seed": 123})
+    defaults = spread_run["args"]["arch_defaults"]["aen"]
+
+    def groups():
+        saes = [build_training_sae("aen", data.d_in, data.d_sae, {**defaults, "adaptive": a, "l1_coefficient": 0.02,
+                                                                  "l2_coefficient": 0.0}, 5) for a in (False, True)]
+        return [("stacked", saes, ["l1", "al"]),
+                ("per_sae", [build_training_sae("topk", data.d_in, data.d_sae, {"k": 2}, 5)], ["t"])]
+
+    kw = dict(steps=60, batch_size=32, lr=1e-3, dead_window_steps=10, auxk_dead_window_steps=10, device="cpu",
+              max_grad_norm=None)
+    full = groups()
+    train_lockstep(full, data.make_stream(5, 32), **kw)
+
+    class Killed(Exception):
+        pass
+
+    stream = data.make_stream(5, 32)
+    assert not hasattr(stream, "state_dict")
+    real_next, drawn = type(stream).__next__, []
+
+    def dying(self):
+        if len(drawn) == 47:
+            raise Killed
+        drawn.append(1)
+        return real_next(self)
+
+    type(stream).__next__ = dying
+    try:
+        with pytest.raises(Killed):
+            train_lockstep(groups(), stream, checkpoint_dir=tmp_path / "ck", checkpoint_every=20,
+                           run_fingerprint="fp", **kw)
+    finally:
+        type(stream).__next__ = real_next
+    assert json.loads((tmp_path / "ck" / "latest" / "checkpoint.json").read_text())["step"] == 40
+    resumed = groups()
+    res = train_lockstep(resumed, data.make_stream(5, 32), checkpoint_dir=tmp_path / "ck", checkpoint_every=20,
+                         run_fingerprint="fp", **kw)
+    assert res.resumed_at == 40
+    for (_, a, _), (_, b, _) in zip(full, resumed):
+        for x, y in zip(a, b):
+            for k, v in x.state_dict().items():
+                assert torch.equal(v, y.state_dict()[k]), k

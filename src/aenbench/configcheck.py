@@ -505,7 +505,7 @@ def storage_problems(cfg: dict[str, Any]) -> list[str]:
 # --- the grid-size guard
 
 #: above this many SAEs a config is refused unless it sets ``allow_large_grid: true`` (the
-#: shipped configs train at most 1,003: configs/paper_grid.yaml 1,003, default 369, smoke 46, the paper configs 16–660)
+#: shipped configs train at most 1,003: configs/paper_grid.yaml 1,003, default 345, smoke 46, the paper configs 16–660)
 GRID_SAE_LIMIT = 20_000
 FLOP_PER_SAMPLE_DIM = 6  # per SAE, per training sample, per d_in × width: forward and backward of W_enc, W_dec
 CPU_FLOPS = 25e9  # effective FLOP/s of one CPU core

@@ -28,7 +28,8 @@ from safetensors.torch import load_file, save_file
 from aenbench.io import atomic_dir
 from aenbench.stacked_training import Diverged, StackTrainer, new_stack_trainer, stack_nonfinite, stack_results
 from aenbench.training import (
-    CheckedTrainer, TrainResult, attach_post_step, load_checkpoint, nonfinite_tensor, trainer_config, write_checkpoint_meta,
+    CheckedTrainer, TrainResult, attach_post_step, load_checkpoint, nonfinite_tensor, restore_stream, trainer_config,
+    write_checkpoint_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,11 @@ def train_lockstep(
                 m.trainer.sae.load_state_dict(load_file(str(path / f"sae_{i}" / "sae_state.safetensors"),
                                                         device=str(m.trainer.sae.device)))
                 m.trainer.load_trainer_state(path / f"sae_{i}")
-        data_provider.load_state_dict(state["stream"])
+        how = restore_stream(data_provider, state["step"], state["stream"])
         torch.set_rng_state(state["torch_rng"])
         resumed_at = state["step"]
-        log.info("%s: resumed from the checkpoint %s at step %d of %d (the stream from its saved position)",
-                 label, ckpt, resumed_at, steps)
+        log.info("%s: resumed from the checkpoint %s at step %d of %d (the stream from %s)",
+                 label, ckpt, resumed_at, steps, how)
     step = max(resumed_at, 0)
     report_every = max(1, steps // 10)
     start = time.perf_counter()
@@ -157,8 +158,9 @@ def _save(members: list[Member], data_provider: Any, folder: Path, step: int, fi
 
     stacks = {str(i): m.stack.state(torch.empty(0, dtype=torch.uint8), fingerprint)
               for i, m in enumerate(members) if m.stack is not None}
-    state = {"step": step, "stacks": stacks, "stream": snapshot(data_provider.state_dict()),
-             "torch_rng": torch.get_rng_state()}
+    # a stream without a state (the synthetic SpikedStream, a function of its seed) is replayed on resume
+    stream = snapshot(data_provider.state_dict()) if callable(getattr(data_provider, "state_dict", None)) else None
+    state = {"step": step, "stacks": stacks, "stream": stream, "torch_rng": torch.get_rng_state()}
     bad = next((b for b in (stack_nonfinite(s, f"stack {i}") for i, s in stacks.items()) if b), None)
     for i, m in enumerate(members):
         if bad is None and m.trainer is not None:
